@@ -1,0 +1,291 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
+
+	"coapp.coop/ledger/merkle"
+)
+
+// fsm is the Raft state machine: it applies committed commands to the state
+// database. Apply, ApplyBatch, Snapshot and Restore are called by Raft one
+// at a time; nothing in them reads a clock or a random source or depends on
+// map iteration order, so every replica reaches the same state and root at
+// the same index.
+type fsm struct {
+	db          *badger.DB
+	logger      *slog.Logger
+	maxTxnBytes int64
+
+	// restoreMu is held for reading by every read of the state and for
+	// writing while Restore replaces it.
+	restoreMu sync.RWMutex
+
+	// Owned by the FSM goroutine.
+	tree *merkle.Tree
+	cur  meta
+
+	failed atomic.Pointer[error] // set when the state can no longer be trusted
+
+	published atomic.Pointer[meta]
+	notifyMu  sync.Mutex
+	notify    chan struct{} // closed and replaced on every publish
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
+
+// groupResult is the outcome of one Append call inside a command.
+type groupResult struct {
+	receipts []Receipt
+	err      error
+}
+
+func newFSM(db *badger.DB, logger *slog.Logger, maxTxnBytes int64) (*fsm, error) {
+	f := &fsm{db: db, logger: logger, maxTxnBytes: maxTxnBytes, notify: make(chan struct{})}
+	if err := f.load(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// load reads meta and rebuilds the tree's right edge from the state.
+func (f *fsm) load() error {
+	txn := f.db.NewTransaction(false)
+	defer txn.Discard()
+	r := reader{txn}
+	m, err := r.meta()
+	if err != nil {
+		return err
+	}
+	tree, err := merkle.LoadTree(r, m.Size)
+	if err != nil {
+		return err
+	}
+	if got := tree.Root(); !got.Equal(m.Root) {
+		return corrupt("stored root %s does not match the tree's %s", m.Root, got)
+	}
+	f.tree, f.cur = tree, m
+	f.publish(m)
+	return nil
+}
+
+func (f *fsm) publish(m meta) {
+	f.published.Store(&m)
+	f.notifyMu.Lock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.notifyMu.Unlock()
+}
+
+// state returns the last published meta and a channel closed at the next
+// publish.
+func (f *fsm) state() (meta, <-chan struct{}) {
+	f.notifyMu.Lock()
+	ch := f.notify
+	f.notifyMu.Unlock()
+	return *f.published.Load(), ch
+}
+
+func (f *fsm) err() error {
+	if p := f.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (f *fsm) fail(err error) {
+	f.logger.Error("ledger state can no longer be trusted; restart the node", "err", err)
+	f.failed.CompareAndSwap(nil, &err)
+}
+
+// Apply applies one log; Raft uses ApplyBatch instead when it can.
+func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed logs in one Badger transaction (more only
+// when the batch outgrows Badger's limit; then split between logs), with the
+// applied index and root written beside the entries.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	resp := make([]any, len(logs))
+	if err := f.err(); err != nil {
+		for i := range resp {
+			resp[i] = err
+		}
+		return resp
+	}
+	f.restoreMu.RLock()
+	defer f.restoreMu.RUnlock()
+	b := &batch{f: f, txn: f.db.NewTransaction(true), tree: f.tree.Clone(), m: f.cur}
+	defer func() { b.txn.Discard() }()
+	applied := 0
+	for i, l := range logs {
+		if l.Index <= b.m.Applied {
+			continue // replayed after a restart: already in the state
+		}
+		if l.Type == raft.LogCommand {
+			resp[i] = b.applyCommand(l)
+		}
+		b.m.Applied = l.Index
+		applied++
+		if b.err == nil && b.bytes >= f.maxTxnBytes {
+			b.commit(true)
+		}
+		if b.err != nil {
+			break
+		}
+	}
+	if b.err == nil && applied > 0 {
+		b.commit(false)
+	}
+	if b.err != nil {
+		f.fail(b.err)
+		for i := range resp {
+			resp[i] = b.err
+		}
+	}
+	return resp
+}
+
+// batch is the write in progress of one ApplyBatch.
+type batch struct {
+	f     *fsm
+	txn   *badger.Txn
+	bytes int64
+	tree  *merkle.Tree
+	m     meta
+	err   error
+}
+
+func (b *batch) set(k, v []byte) {
+	if b.err != nil {
+		return
+	}
+	b.bytes += int64(len(k) + len(v) + 32)
+	if err := b.txn.Set(k, v); err != nil {
+		b.err = fmt.Errorf("ledger: apply at raft index %d: %w", b.m.Applied, storageErr(err))
+	}
+}
+
+// commit writes meta beside the batch's entries, commits, and publishes the
+// new state. With more, it opens a new transaction for the rest of the batch.
+func (b *batch) commit(more bool) {
+	b.m.Size = b.tree.Size()
+	b.m.Root = b.tree.Root()
+	b.set([]byte{keyMeta}, b.m.encode())
+	if b.err != nil {
+		return
+	}
+	if err := b.txn.Commit(); err != nil {
+		b.err = fmt.Errorf("ledger: commit at raft index %d: %w", b.m.Applied, storageErr(err))
+		return
+	}
+	b.f.tree, b.f.cur = b.tree.Clone(), b.m
+	b.f.publish(b.m)
+	if more {
+		b.txn = b.f.db.NewTransaction(true)
+		b.bytes = 0
+	}
+}
+
+// applyCommand applies each group of a command; it returns []groupResult, or
+// an error when the command does not decode (which the leader never
+// proposes).
+func (b *batch) applyCommand(l *raft.Log) any {
+	groups, ok := decodeCommand(l.Data)
+	if !ok {
+		b.f.logger.Error("ledger: undecodable command skipped", "raft_index", l.Index)
+		return corrupt("raft log %d holds an undecodable command", l.Index)
+	}
+	results := make([]groupResult, len(groups))
+	for i, g := range groups {
+		results[i] = b.applyGroup(g)
+	}
+	return results
+}
+
+// applyGroup applies the entries of one Append call: first it checks every
+// entry against the log, then it writes the new ones, so a conflict leaves
+// nothing of the group behind.
+func (b *batch) applyGroup(encs [][]byte) groupResult {
+	r := reader{b.txn}
+	receipts := make([]Receipt, len(encs))
+	dupOf := make([]int, len(encs)) // -1: new; -2: already in the log; j: same as encs[j]
+	var seen map[uuid.UUID]int
+	for i, enc := range encs {
+		e, ok := decodeEntry(enc)
+		if !ok {
+			return groupResult{err: corrupt("command holds an undecodable entry")}
+		}
+		dupOf[i] = -1
+		if j, ok := seen[e.ID]; ok {
+			if !sameContent(encs[j], enc) {
+				return groupResult{err: &ValidationError{Entry: i, Field: "id", Reason: "repeated in the call with different content"}}
+			}
+			dupOf[i] = j
+			continue
+		}
+		if seen == nil {
+			seen = make(map[uuid.UUID]int, len(encs))
+		}
+		seen[e.ID] = i
+		index, leaf, found, err := r.lookupID(e.ID)
+		if err != nil {
+			b.err = err
+			return groupResult{err: err}
+		}
+		if !found {
+			continue
+		}
+		_, old, err := r.entry(index)
+		if err != nil {
+			b.err = err
+			return groupResult{err: err}
+		}
+		if !sameContent(old, enc) {
+			return groupResult{err: &ConflictError{ID: e.ID, Index: index}}
+		}
+		receipts[i] = Receipt{ID: e.ID, Index: index, Leaf: leaf, Duplicate: true}
+		dupOf[i] = -2
+	}
+	for i, enc := range encs {
+		switch {
+		case dupOf[i] >= 0:
+			receipts[i] = receipts[dupOf[i]]
+			receipts[i].Duplicate = true
+		case dupOf[i] == -1:
+			receipts[i] = b.appendEntry(enc)
+		}
+	}
+	if b.err != nil {
+		return groupResult{err: b.err}
+	}
+	return groupResult{receipts: receipts}
+}
+
+// appendEntry writes one new entry, its id index and the tree nodes it
+// completes.
+func (b *batch) appendEntry(enc []byte) Receipt {
+	index := b.tree.Size()
+	leaf := leafHash(enc)
+	b.tree.Append(leaf, func(n merkle.Node) {
+		if n.Level > 0 {
+			b.set(nodeKey(n.Level, n.Index), append([]byte(nil), n.Hash[:]...))
+		}
+	})
+	b.set(entryKey(index), sealEntry(enc))
+	var id uuid.UUID
+	copy(id[:], enc[1:17])
+	v := make([]byte, 8, 8+merkle.Size)
+	binary.BigEndian.PutUint64(v, index)
+	b.set(idKey(id), append(v, leaf[:]...))
+	return Receipt{ID: id, Index: index, Leaf: leaf}
+}
