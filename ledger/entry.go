@@ -152,22 +152,29 @@ func readField(b []byte, max int) (field, rest []byte, ok bool) {
 	return b[k : k+int(n)], b[k+int(n):], true
 }
 
-// sealEntry appends the CRC-32C that guards an entry on disk.
-func sealEntry(enc []byte) []byte {
-	out := make([]byte, len(enc), len(enc)+4)
+// sealEntry returns the stored form of the entry at index: its canonical
+// encoding, the index (8 bytes, big-endian) and a CRC-32C of both, so that
+// a damaged value or a value stored under the wrong key is detected on read.
+func sealEntry(index uint64, enc []byte) []byte {
+	out := make([]byte, len(enc), len(enc)+12)
 	copy(out, enc)
-	return binary.BigEndian.AppendUint32(out, crc32.Checksum(enc, castagnoli))
+	out = binary.BigEndian.AppendUint64(out, index)
+	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
 
-// openEntry checks a stored value's checksum and decodes it. It returns the
-// canonical encoding (aliasing v) too, for leaf hashing.
+// openEntry checks a stored value's checksum and index and decodes it. It
+// returns the canonical encoding (aliasing v) too, for leaf hashing.
 func openEntry(index uint64, v []byte) (Entry, []byte, error) {
-	if len(v) < 4 {
+	if len(v) < 12 {
 		return Entry{}, nil, corruptAt(index, "stored entry too short")
 	}
-	enc, sum := v[:len(v)-4], binary.BigEndian.Uint32(v[len(v)-4:])
-	if crc32.Checksum(enc, castagnoli) != sum {
+	body, sum := v[:len(v)-4], binary.BigEndian.Uint32(v[len(v)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
 		return Entry{}, nil, corruptAt(index, "entry checksum mismatch")
+	}
+	enc := body[:len(body)-8]
+	if at := binary.BigEndian.Uint64(body[len(body)-8:]); at != index {
+		return Entry{}, nil, corruptAt(index, "holds the entry of index %d", at)
 	}
 	e, ok := decodeEntry(enc)
 	if !ok {

@@ -281,7 +281,7 @@ func (b *batch) appendEntry(enc []byte) Receipt {
 			b.set(nodeKey(n.Level, n.Index), append([]byte(nil), n.Hash[:]...))
 		}
 	})
-	b.set(entryKey(index), sealEntry(enc))
+	b.set(entryKey(index), sealEntry(index, enc))
 	var id uuid.UUID
 	copy(id[:], enc[1:17])
 	v := make([]byte, 8, 8+merkle.Size)

@@ -113,7 +113,7 @@ func (l *Ledger) open(ctx context.Context) error {
 		return err
 	}
 	hclogger := logging.HCLog(l.logger, "raft")
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), cfg.SnapshotRetain, hclogger)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, hclogger) // in Dir/snapshots
 	if err != nil {
 		return fmt.Errorf("ledger: snapshots: %w", err)
 	}
@@ -163,7 +163,12 @@ func (l *Ledger) open(ctx context.Context) error {
 	go l.batcher()
 	go l.responder()
 	if l.soleVoter() {
+		// Lead, then apply everything in the log before returning, so that
+		// the first read after Open sees every entry written before.
 		if err := l.WaitLeader(ctx); err != nil {
+			return err
+		}
+		if err := l.barrier(ctx); err != nil {
 			return err
 		}
 	}

@@ -109,11 +109,10 @@ func (l *Ledger) linearize(ctx context.Context) error {
 	if l.raft.State() != raft.Leader {
 		return l.notLeader()
 	}
-	if term := l.raft.CurrentTerm(); l.readyTerm.Load() != term {
-		if err := l.await(ctx, l.raft.Barrier(l.cfg.ApplyTimeout)); err != nil {
+	if l.readyTerm.Load() != l.raft.CurrentTerm() {
+		if err := l.barrier(ctx); err != nil {
 			return err
 		}
-		l.readyTerm.Store(term)
 	}
 	readIndex := l.raft.CommitIndex()
 	if err := l.await(ctx, l.raft.VerifyLeader()); err != nil {
@@ -130,6 +129,17 @@ func (l *Ledger) linearize(ctx context.Context) error {
 			return ErrClosed
 		}
 	}
+	return nil
+}
+
+// barrier waits until this leader has applied every entry before a barrier
+// it commits, and records the term in which it did.
+func (l *Ledger) barrier(ctx context.Context) error {
+	term := l.raft.CurrentTerm()
+	if err := l.await(ctx, l.raft.Barrier(l.cfg.ApplyTimeout)); err != nil {
+		return err
+	}
+	l.readyTerm.Store(term)
 	return nil
 }
 

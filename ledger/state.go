@@ -18,7 +18,8 @@ import (
 //
 //	0x00                          -> meta: applied Raft index (8) | size (8) |
 //	                                 root (32) | CRC-32C (4)
-//	0x01 | index (8, big-endian)  -> entry: canonical encoding | CRC-32C (4)
+//	0x01 | index (8, big-endian)  -> entry: canonical encoding | index (8) |
+//	                                 CRC-32C of both (4)
 //	0x02 | id (16)                -> index (8) | leaf hash (32)
 //	0x03 | level (1) | index (8)  -> hash of the perfect subtree of 2^level
 //	                                 leaves starting at index<<level (level >= 1)
@@ -201,4 +202,18 @@ func storageErr(err error) error {
 // left to test.
 func isChecksumErr(err error) bool {
 	return strings.Contains(err.Error(), y.ErrChecksumMismatch.Error())
+}
+
+// countKeys counts the keys in one key space, reading keys only.
+func (r reader) countKeys(prefix byte) (uint64, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = []byte{prefix}
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	var n uint64
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+	}
+	return n, nil
 }

@@ -58,8 +58,18 @@ func (v *View) verify(ctx context.Context) error {
 	if root := tree.Root(); !root.Equal(v.m.Root) {
 		return corrupt("rebuilt root %s differs from the stored root %s", root, v.m.Root)
 	}
-	if _, _, err := v.r.entry(v.m.Size); !errors.Is(err, ErrNotFound) {
-		return corruptAt(v.m.Size, "entry stored beyond the log's size")
+	// Nothing may be stored beyond the tree: count each key space.
+	for _, ks := range []struct {
+		prefix byte
+		what   string
+	}{{prefixEntry, "entries"}, {prefixID, "id index records"}} {
+		n, err := v.r.countKeys(ks.prefix)
+		if err != nil {
+			return err
+		}
+		if n != v.m.Size {
+			return corrupt("%d %s stored for a log of %d", n, ks.what, v.m.Size)
+		}
 	}
 	return nil
 }
