@@ -47,15 +47,15 @@ func decodeCommand(data []byte) ([][][]byte, bool) {
 		return nil, false
 	}
 	rest := data[1:]
-	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > uint64(len(rest)) {
+	n, k, ok := readUvarint(rest)
+	if !ok || n == 0 || n > uint64(len(rest)) {
 		return nil, false
 	}
 	rest = rest[k:]
 	groups := make([][][]byte, 0, n)
 	for g := uint64(0); g < n; g++ {
-		m, k := binary.Uvarint(rest)
-		if k <= 0 || m == 0 || m > uint64(len(rest)) {
+		m, k, ok := readUvarint(rest)
+		if !ok || m == 0 || m > uint64(len(rest)) {
 			return nil, false
 		}
 		rest = rest[k:]

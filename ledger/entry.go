@@ -104,7 +104,7 @@ func (e *Entry) validate(i int, maxPayload int) error {
 //
 //	version (1) | id (16) | time, Unix ns (8, big-endian) |
 //	uvarint len | kind | uvarint len | author | uvarint len | payload
-func (e *Entry) encode() []byte {
+func (e Entry) encode() []byte {
 	n := 1 + 16 + 8 + 3*binary.MaxVarintLen32 + len(e.Kind) + len(e.Author) + len(e.Payload)
 	b := make([]byte, 0, n)
 	b = append(b, entryFormatV1)
@@ -145,11 +145,30 @@ func decodeEntry(b []byte) (Entry, bool) {
 }
 
 func readField(b []byte, max int) (field, rest []byte, ok bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) || n > uint64(max) {
+	n, k, ok := readUvarint(b)
+	if !ok || n > uint64(len(b)-k) || n > uint64(max) {
 		return nil, nil, false
 	}
 	return b[k : k+int(n)], b[k+int(n):], true
+}
+
+// readUvarint reads a minimally encoded uvarint: a longer encoding of the
+// same number would give one entry two encodings, and two leaf hashes.
+func readUvarint(b []byte) (n uint64, k int, ok bool) {
+	n, k = binary.Uvarint(b)
+	if k <= 0 || k != uvarintLen(n) {
+		return 0, 0, false
+	}
+	return n, k, true
+}
+
+func uvarintLen(n uint64) int {
+	k := 1
+	for n >= 0x80 {
+		n >>= 7
+		k++
+	}
+	return k
 }
 
 // sealEntry returns the stored form of the entry at index: its canonical

@@ -500,7 +500,8 @@ func decodeLog(index uint64, v []byte, l *raft.Log) error {
 
 func readBytes(b []byte) (field, rest []byte, ok bool) {
 	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
+	// Only the minimal encoding of a length is valid, as encodeLog writes.
+	if k <= 0 || k != len(binary.AppendUvarint(nil, n)) || n > uint64(len(b)-k) {
 		return nil, nil, false
 	}
 	return b[k : k+int(n)], b[k+int(n):], true
