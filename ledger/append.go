@@ -50,18 +50,29 @@ func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Receipt, error
 	if err := l.awaitLeadership(ctx); err != nil {
 		return nil, err
 	}
-	select {
-	case l.reqs <- req:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-l.closing:
-		return nil, ErrClosed
+	if err := l.enqueue(ctx, req); err != nil {
+		return nil, err
 	}
 	select {
 	case res := <-req.done:
 		return res.receipts, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// enqueue hands a call to the batcher, unless the ledger is closing.
+func (l *Ledger) enqueue(ctx context.Context, req *appendReq) error {
+	l.sendMu.RLock()
+	defer l.sendMu.RUnlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case l.reqs <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -117,6 +128,11 @@ func (l *Ledger) awaitLeadership(ctx context.Context) error {
 	return l.notLeader()
 }
 
+// maxInflight is how many commands the batcher keeps in Raft at once: one
+// being written to the Raft log while the one before is applied. More only
+// makes smaller commands (BenchmarkAppend measured 3, 4 and 6 no faster).
+const maxInflight = 2
+
 // batcher takes Append calls as they come and proposes them in commands of
 // up to MaxBatchBytes: whatever queued while Raft was busy with the previous
 // command goes into the next one.
@@ -125,13 +141,23 @@ func (l *Ledger) batcher() {
 	defer close(l.inflight)
 	var cb commandBuilder
 	var carry *appendReq
+	var started uint64 // FSM batches begun when the last command was proposed
 	for {
+		// Take a slot first, then whatever has queued: while the slots
+		// are taken, calls gather into the next command.
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.closing:
+			l.refuseQueued(carry)
+			return
+		}
 		first := carry
 		carry = nil
 		if first == nil {
 			select {
 			case first = <-l.reqs:
 			case <-l.closing:
+				l.refuseQueued(nil)
 				return
 			}
 		}
@@ -154,8 +180,47 @@ func (l *Ledger) batcher() {
 				break fill
 			}
 		}
+		started = l.awaitApplyStart(started)
 		f := l.raft.Apply(cb.bytes(), l.cfg.ApplyTimeout)
 		l.inflight <- &pending{future: f, reqs: reqs}
+	}
+}
+
+// awaitApplyStart waits, briefly, until the FSM has begun a batch since the
+// previous command was proposed, and returns the count to wait past next.
+//
+// hashicorp/raft's leader loop picks at random between storing a new
+// command and handing a committed one to the FSM; proposing the next
+// command before the previous one reaches the FSM lets the store go first
+// and serialises the two stages. Waiting here keeps them overlapped (one
+// node at 256 callers: about +10% in BenchmarkAppend). The wait is capped,
+// so that a missed signal costs 2ms, never a stall.
+func (l *Ledger) awaitApplyStart(last uint64) uint64 {
+	n, ch := l.fsm.started.wait()
+	if n == last {
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Millisecond):
+		case <-l.closing:
+		}
+	}
+	n, _ = l.fsm.started.wait()
+	return n
+}
+
+// refuseQueued fails the calls still queued at Close. No call is queued
+// after closing is signalled: Append sends under sendMu, which Close takes.
+func (l *Ledger) refuseQueued(carry *appendReq) {
+	if carry != nil {
+		carry.done <- groupResult{err: ErrClosed}
+	}
+	for {
+		select {
+		case r := <-l.reqs:
+			r.done <- groupResult{err: ErrClosed}
+		default:
+			return
+		}
 	}
 }
 
@@ -165,6 +230,7 @@ func (l *Ledger) responder() {
 	for p := range l.inflight {
 		var results []groupResult
 		err := p.future.Error()
+		<-l.sem
 		if err == nil {
 			switch r := p.future.Response().(type) {
 			case []groupResult:

@@ -60,6 +60,21 @@ func rawValue(t *testing.T, txn *badger.Txn, key []byte) []byte {
 	return v
 }
 
+// chunkOf returns the key of the chunk holding index.
+func chunkOf(t *testing.T, txn *badger.Txn, index uint64) []byte {
+	t.Helper()
+	opts := badger.DefaultIteratorOptions
+	opts.Reverse = true
+	opts.Prefix = []byte{prefixChunk}
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	it.Seek(chunkKey(index))
+	if !it.Valid() {
+		t.Fatalf("no chunk holds %d", index)
+	}
+	return it.Item().KeyCopy(nil)
+}
+
 // TestDamagedValuesDetected changes stored values behind the ledger's back:
 // each change must give a *CorruptionError, never a wrong entry or root.
 func TestDamagedValuesDetected(t *testing.T) {
@@ -69,23 +84,24 @@ func TestDamagedValuesDetected(t *testing.T) {
 		read   bool // reading entry 5 must fail too, not only Verify
 	}{
 		{"payload byte flipped", func(t *testing.T, txn *badger.Txn) error {
-			return txn.Set(entryKey(5), flip(rawValue(t, txn, entryKey(5)), 30))
+			k := chunkOf(t, txn, 5)
+			v := rawValue(t, txn, k)
+			return txn.Set(k, flip(v, len(v)-10))
 		}, true},
-		{"entry swapped with another", func(t *testing.T, txn *badger.Txn) error {
-			return txn.Set(entryKey(5), rawValue(t, txn, entryKey(6)))
+		{"chunk stored under another key", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Set(chunkOf(t, txn, 5), rawValue(t, txn, chunkOf(t, txn, 12)))
 		}, true},
-		{"entry deleted", func(t *testing.T, txn *badger.Txn) error {
-			return txn.Delete(entryKey(5))
+		{"chunk deleted", func(t *testing.T, txn *badger.Txn) error {
+			return txn.Delete(chunkOf(t, txn, 5))
 		}, true},
 		{"tree node changed", func(t *testing.T, txn *badger.Txn) error {
-			return txn.Set(nodeKey(1, 2), flip(rawValue(t, txn, nodeKey(1, 2)), 0))
+			return txn.Set(nodeKey(4, 0), flip(rawValue(t, txn, nodeKey(4, 0)), 0))
 		}, false},
 		{"id index pointing elsewhere", func(t *testing.T, txn *badger.Txn) error {
-			e := newEntry(5)
-			return txn.Set(idKey(e.ID), rawValue(t, txn, idKey(newEntry(7).ID)))
+			return txn.Set(idKey(newEntry(5).ID), rawValue(t, txn, idKey(newEntry(7).ID)))
 		}, false},
 		{"extra entry beyond the size", func(t *testing.T, txn *badger.Txn) error {
-			return txn.Set(entryKey(40), rawValue(t, txn, entryKey(3)))
+			return txn.Set(chunkKey(20), encodeChunk(20, [][]byte{newEntry(20).encode()}))
 		}, false},
 	}
 	for _, tt := range tests {
@@ -94,6 +110,9 @@ func TestDamagedValuesDetected(t *testing.T) {
 			closeLedger(t, l)
 			editState(t, cfg.Dir, func(txn *badger.Txn) error { return tt.damage(t, txn) })
 			l, err := Open(testContext(t), cfg)
+			if errors.Is(err, ErrCorrupt) {
+				return // detected at open, when the tree's edge is rebuilt
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,8 +128,8 @@ func TestDamagedValuesDetected(t *testing.T) {
 				return err
 			})
 			var ce *CorruptionError
-			if !errors.As(err, &ce) || ce.Index != 5 {
-				t.Errorf("Entry(5) = %v, want *CorruptionError at 5", err)
+			if !errors.As(err, &ce) {
+				t.Errorf("Entry(5) = %v, want a *CorruptionError", err)
 			}
 		})
 	}

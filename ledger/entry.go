@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 	"math"
@@ -144,6 +143,13 @@ func decodeEntry(b []byte) (Entry, bool) {
 	return e, true
 }
 
+// entryID returns the id of a canonical encoding that decodes.
+func entryID(enc []byte) uuid.UUID {
+	var id uuid.UUID
+	copy(id[:], enc[1:17])
+	return id
+}
+
 func readField(b []byte, max int) (field, rest []byte, ok bool) {
 	n, k, ok := readUvarint(b)
 	if !ok || n > uint64(len(b)-k) || n > uint64(max) {
@@ -170,41 +176,3 @@ func uvarintLen(n uint64) int {
 	}
 	return k
 }
-
-// sealEntry returns the stored form of the entry at index: its canonical
-// encoding, the index (8 bytes, big-endian) and a CRC-32C of both, so that
-// a damaged value or a value stored under the wrong key is detected on read.
-func sealEntry(index uint64, enc []byte) []byte {
-	out := make([]byte, len(enc), len(enc)+12)
-	copy(out, enc)
-	out = binary.BigEndian.AppendUint64(out, index)
-	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
-}
-
-// openEntry checks a stored value's checksum and index and decodes it. It
-// returns the canonical encoding (aliasing v) too, for leaf hashing.
-func openEntry(index uint64, v []byte) (Entry, []byte, error) {
-	if len(v) < 12 {
-		return Entry{}, nil, corruptAt(index, "stored entry too short")
-	}
-	body, sum := v[:len(v)-4], binary.BigEndian.Uint32(v[len(v)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return Entry{}, nil, corruptAt(index, "entry checksum mismatch")
-	}
-	enc := body[:len(body)-8]
-	if at := binary.BigEndian.Uint64(body[len(body)-8:]); at != index {
-		return Entry{}, nil, corruptAt(index, "holds the entry of index %d", at)
-	}
-	e, ok := decodeEntry(enc)
-	if !ok {
-		return Entry{}, nil, corruptAt(index, "entry does not decode")
-	}
-	e.Index = index
-	return e, enc, nil
-}
-
-// leafHash returns the Merkle leaf hash of a canonical entry encoding.
-func leafHash(enc []byte) merkle.Hash { return merkle.LeafHash(enc) }
-
-// sameContent reports whether two canonical encodings hold the same entry.
-func sameContent(a, b []byte) bool { return bytes.Equal(a, b) }

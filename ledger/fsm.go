@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -35,8 +37,8 @@ type fsm struct {
 	failed atomic.Pointer[error] // set when the state can no longer be trusted
 
 	published atomic.Pointer[meta]
-	notifyMu  sync.Mutex
-	notify    chan struct{} // closed and replaced on every publish
+	applied   broadcast // notified when a new state is published
+	started   broadcast // notified when an ApplyBatch begins
 }
 
 var (
@@ -51,7 +53,7 @@ type groupResult struct {
 }
 
 func newFSM(db *badger.DB, logger *slog.Logger, maxTxnBytes int64) (*fsm, error) {
-	f := &fsm{db: db, logger: logger, maxTxnBytes: maxTxnBytes, notify: make(chan struct{})}
+	f := &fsm{db: db, logger: logger, maxTxnBytes: maxTxnBytes}
 	if err := f.load(); err != nil {
 		return nil, err
 	}
@@ -62,7 +64,8 @@ func newFSM(db *badger.DB, logger *slog.Logger, maxTxnBytes int64) (*fsm, error)
 func (f *fsm) load() error {
 	txn := f.db.NewTransaction(false)
 	defer txn.Discard()
-	r := reader{txn}
+	r := newReader(txn, false)
+	defer r.close()
 	m, err := r.meta()
 	if err != nil {
 		return err
@@ -81,18 +84,13 @@ func (f *fsm) load() error {
 
 func (f *fsm) publish(m meta) {
 	f.published.Store(&m)
-	f.notifyMu.Lock()
-	close(f.notify)
-	f.notify = make(chan struct{})
-	f.notifyMu.Unlock()
+	f.applied.notify()
 }
 
 // state returns the last published meta and a channel closed at the next
 // publish.
 func (f *fsm) state() (meta, <-chan struct{}) {
-	f.notifyMu.Lock()
-	ch := f.notify
-	f.notifyMu.Unlock()
+	_, ch := f.applied.wait()
 	return *f.published.Load(), ch
 }
 
@@ -115,6 +113,7 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // when the batch outgrows Badger's limit; then split between logs), with the
 // applied index and root written beside the entries.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	f.started.notify()
 	resp := make([]any, len(logs))
 	if err := f.err(); err != nil {
 		for i := range resp {
@@ -124,7 +123,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.restoreMu.RLock()
 	defer f.restoreMu.RUnlock()
-	b := &batch{f: f, txn: f.db.NewTransaction(true), tree: f.tree.Clone(), m: f.cur}
+	b := f.newBatch()
 	defer func() { b.txn.Discard() }()
 	applied := 0
 	for i, l := range logs {
@@ -159,10 +158,20 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 type batch struct {
 	f     *fsm
 	txn   *badger.Txn
+	r     *reader
 	bytes int64
 	tree  *merkle.Tree
 	m     meta
 	err   error
+
+	// New entries not yet written: their encodings, from index first.
+	pending [][]byte
+	first   uint64
+}
+
+func (f *fsm) newBatch() *batch {
+	txn := f.db.NewTransaction(true)
+	return &batch{f: f, txn: txn, r: newReader(txn, true), tree: f.tree.Clone(), m: f.cur}
 }
 
 func (b *batch) set(k, v []byte) {
@@ -175,9 +184,20 @@ func (b *batch) set(k, v []byte) {
 	}
 }
 
-// commit writes meta beside the batch's entries, commits, and publishes the
-// new state. With more, it opens a new transaction for the rest of the batch.
+// flushChunks writes the pending entries as chunks of up to chunkMax.
+func (b *batch) flushChunks() {
+	for i := 0; i < len(b.pending); i += chunkMax {
+		j := min(i+chunkMax, len(b.pending))
+		b.set(chunkKey(b.first+uint64(i)), encodeChunk(b.first+uint64(i), b.pending[i:j]))
+	}
+	b.pending = b.pending[:0]
+}
+
+// commit writes the pending entries and meta beside them, commits, and
+// publishes the new state. With more, it opens a new transaction for the
+// rest of the batch.
 func (b *batch) commit(more bool) {
+	b.flushChunks()
 	b.m.Size = b.tree.Size()
 	b.m.Root = b.tree.Root()
 	b.set([]byte{keyMeta}, b.m.encode())
@@ -192,6 +212,7 @@ func (b *batch) commit(more bool) {
 	b.f.publish(b.m)
 	if more {
 		b.txn = b.f.db.NewTransaction(true)
+		b.r = newReader(b.txn, true)
 		b.bytes = 0
 	}
 }
@@ -212,32 +233,46 @@ func (b *batch) applyCommand(l *raft.Log) any {
 	return results
 }
 
+// stored returns the canonical encoding of an entry already in the log or
+// pending in this batch.
+func (b *batch) stored(index uint64) ([]byte, error) {
+	if len(b.pending) > 0 && index >= b.first {
+		return b.pending[index-b.first], nil
+	}
+	_, enc, err := b.r.entry(index)
+	if errors.Is(err, ErrNotFound) {
+		return nil, corruptAt(index, "id index points at a missing entry")
+	}
+	return enc, err
+}
+
 // applyGroup applies the entries of one Append call: first it checks every
 // entry against the log, then it writes the new ones, so a conflict leaves
 // nothing of the group behind.
 func (b *batch) applyGroup(encs [][]byte) groupResult {
-	r := reader{b.txn}
 	receipts := make([]Receipt, len(encs))
 	dupOf := make([]int, len(encs)) // -1: new; -2: already in the log; j: same as encs[j]
 	var seen map[uuid.UUID]int
 	for i, enc := range encs {
-		e, ok := decodeEntry(enc)
-		if !ok {
+		if _, ok := decodeEntry(enc); !ok {
 			return groupResult{err: corrupt("command holds an undecodable entry")}
 		}
+		id := entryID(enc)
 		dupOf[i] = -1
-		if j, ok := seen[e.ID]; ok {
-			if !sameContent(encs[j], enc) {
+		if j, ok := seen[id]; ok {
+			if !bytes.Equal(encs[j], enc) {
 				return groupResult{err: &ValidationError{Entry: i, Field: "id", Reason: "repeated in the call with different content"}}
 			}
 			dupOf[i] = j
 			continue
 		}
-		if seen == nil {
-			seen = make(map[uuid.UUID]int, len(encs))
+		if len(encs) > 1 {
+			if seen == nil {
+				seen = make(map[uuid.UUID]int, len(encs))
+			}
+			seen[id] = i
 		}
-		seen[e.ID] = i
-		index, leaf, found, err := r.lookupID(e.ID)
+		index, found, err := b.r.lookupID(id)
 		if err != nil {
 			b.err = err
 			return groupResult{err: err}
@@ -245,15 +280,15 @@ func (b *batch) applyGroup(encs [][]byte) groupResult {
 		if !found {
 			continue
 		}
-		_, old, err := r.entry(index)
+		old, err := b.stored(index)
 		if err != nil {
 			b.err = err
 			return groupResult{err: err}
 		}
-		if !sameContent(old, enc) {
-			return groupResult{err: &ConflictError{ID: e.ID, Index: index}}
+		if !bytes.Equal(old, enc) {
+			return groupResult{err: &ConflictError{ID: id, Index: index}}
 		}
-		receipts[i] = Receipt{ID: e.ID, Index: index, Leaf: leaf, Duplicate: true}
+		receipts[i] = Receipt{ID: id, Index: index, Leaf: merkle.LeafHash(old), Duplicate: true}
 		dupOf[i] = -2
 	}
 	for i, enc := range encs {
@@ -271,21 +306,24 @@ func (b *batch) applyGroup(encs [][]byte) groupResult {
 	return groupResult{receipts: receipts}
 }
 
-// appendEntry writes one new entry, its id index and the tree nodes it
-// completes.
+// appendEntry adds one new entry: pending for its chunk, its id index and
+// the upper tree nodes it completes.
 func (b *batch) appendEntry(enc []byte) Receipt {
 	index := b.tree.Size()
-	leaf := leafHash(enc)
+	if len(b.pending) == 0 {
+		b.first = index
+	}
+	b.pending = append(b.pending, enc)
+	b.bytes += int64(len(enc) + 8)
+	leaf := merkle.LeafHash(enc)
 	b.tree.Append(leaf, func(n merkle.Node) {
-		if n.Level > 0 {
+		if n.Level >= nodeMinLevel {
 			b.set(nodeKey(n.Level, n.Index), append([]byte(nil), n.Hash[:]...))
 		}
 	})
-	b.set(entryKey(index), sealEntry(index, enc))
-	var id uuid.UUID
-	copy(id[:], enc[1:17])
-	v := make([]byte, 8, 8+merkle.Size)
+	id := entryID(enc)
+	v := make([]byte, 8)
 	binary.BigEndian.PutUint64(v, index)
-	b.set(idKey(id), append(v, leaf[:]...))
+	b.set(idKey(id), v)
 	return Receipt{ID: id, Index: index, Leaf: leaf}
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -29,18 +30,21 @@ func FuzzDecodeEntry(f *testing.F) {
 	})
 }
 
-// FuzzOpenEntry checks that a stored value is either refused with
-// ErrCorrupt or opens to an entry that seals back to the same value.
-func FuzzOpenEntry(f *testing.F) {
-	f.Add(uint64(3), sealEntry(3, newEntry(3).encode()))
+// FuzzDecodeChunk checks that a stored chunk is either refused with
+// ErrCorrupt or decodes to entries that encode back to the same value.
+func FuzzDecodeChunk(f *testing.F) {
+	f.Add(uint64(3), encodeChunk(3, [][]byte{newEntry(3).encode(), newEntry(4).encode()}))
 	f.Add(uint64(0), []byte("short"))
-	f.Fuzz(func(t *testing.T, index uint64, v []byte) {
-		e, enc, err := openEntry(index, v)
+	f.Fuzz(func(t *testing.T, first uint64, v []byte) {
+		c, err := decodeChunk(first, v)
 		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decodeChunk error %v is not ErrCorrupt", err)
+			}
 			return
 		}
-		if !bytes.Equal(sealEntry(index, enc), v) || e.Index != index {
-			t.Fatalf("openEntry(%d, %x) accepted a value that does not seal back", index, v)
+		if !bytes.Equal(encodeChunk(first, c.encs), v) {
+			t.Fatalf("decodeChunk(%d, %x) accepted a value that does not encode back", first, v)
 		}
 	})
 }

@@ -37,15 +37,16 @@ type Ledger struct {
 	stateDB *badger.DB
 	fsm     *fsm
 
-	reqs     chan *appendReq
+	reqs     chan *appendReq // buffered; sent to under sendMu
+	sendMu   sync.RWMutex
 	inflight chan *pending
+	sem      chan struct{} // one token per command in flight
 	closing  chan struct{}
 	closed   atomic.Bool
 	done     sync.WaitGroup // batcher, responder, observer
 
 	observer  *raft.Observer
-	leaderMu  sync.Mutex
-	leaderCh  chan struct{} // closed and replaced on every leader change
+	leaders   broadcast     // notified on every leader change
 	readyTerm atomic.Uint64 // term in which this leader has applied a barrier
 
 	closeOnce sync.Once
@@ -74,10 +75,10 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	l := &Ledger{
 		cfg:      cfg,
 		logger:   logger.With("node", id),
-		reqs:     make(chan *appendReq),
-		inflight: make(chan *pending, 64),
+		reqs:     make(chan *appendReq, 4096),
+		inflight: make(chan *pending, maxInflight),
+		sem:      make(chan struct{}, maxInflight),
 		closing:  make(chan struct{}),
-		leaderCh: make(chan struct{}),
 	}
 	if err := l.open(ctx); err != nil {
 		_ = l.Close(context.Background())
@@ -105,7 +106,10 @@ func (l *Ledger) open(ctx context.Context) error {
 		WithChecksumVerificationMode(options.OnBlockRead).
 		WithDetectConflicts(false).
 		WithNumCompactors(2).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		// Chunks of entries (tens of KiB under load) go to the value log,
+		// written once; ids, tree nodes and meta stay in the LSM tree.
+		WithValueThreshold(1 << 10)
 	if l.stateDB, err = badger.Open(opts); err != nil {
 		return fmt.Errorf("ledger: open state: %w", err)
 	}
@@ -282,10 +286,7 @@ func (l *Ledger) startObserver() {
 		for {
 			select {
 			case <-ch:
-				l.leaderMu.Lock()
-				close(l.leaderCh)
-				l.leaderCh = make(chan struct{})
-				l.leaderMu.Unlock()
+				l.leaders.notify()
 			case <-l.closing:
 				return
 			}
@@ -297,9 +298,7 @@ func (l *Ledger) startObserver() {
 // with ctx's error.
 func (l *Ledger) WaitLeader(ctx context.Context) error {
 	for {
-		l.leaderMu.Lock()
-		ch := l.leaderCh
-		l.leaderMu.Unlock()
+		_, ch := l.leaders.wait()
 		if _, id := l.raft.LeaderWithID(); id != "" {
 			return nil
 		}
@@ -325,8 +324,10 @@ func (l *Ledger) notLeader() error {
 // not yet proposed get ErrClosed. It is safe to call more than once.
 func (l *Ledger) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
+		l.sendMu.Lock()
 		l.closed.Store(true)
 		close(l.closing)
+		l.sendMu.Unlock()
 		waited := make(chan struct{})
 		go func() { l.done.Wait(); close(waited) }()
 		select {

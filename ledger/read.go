@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -76,7 +77,8 @@ func (l *Ledger) Read(ctx context.Context, c Consistency, fn func(*View) error) 
 	defer l.fsm.restoreMu.RUnlock()
 	txn := l.stateDB.NewTransaction(false)
 	defer txn.Discard()
-	r := reader{txn}
+	r := newReader(txn, false)
+	defer r.close()
 	m, err := r.meta()
 	if err != nil {
 		return err
@@ -161,7 +163,7 @@ func (l *Ledger) await(ctx context.Context, f raft.Future) error {
 // View is a consistent read of the ledger's state, valid inside the function
 // given to Read. It is not safe for concurrent use.
 type View struct {
-	r reader
+	r *reader
 	m meta
 }
 
@@ -180,30 +182,41 @@ func (v *View) Entry(index uint64) (Entry, error) {
 	if index >= v.m.Size {
 		return Entry{}, ErrNotFound
 	}
-	e, _, err := v.r.entry(index)
-	if errors.Is(err, ErrNotFound) {
-		return Entry{}, corruptAt(index, "entry missing below the log's size")
-	}
+	e, _, err := v.entry(index)
 	return e, err
+}
+
+// entry reads the entry at index and its canonical encoding, copied: the
+// view's reader reuses its chunk buffer.
+func (v *View) entry(index uint64) (Entry, []byte, error) {
+	e, enc, err := v.r.entry(index)
+	if errors.Is(err, ErrNotFound) {
+		return Entry{}, nil, corruptAt(index, "entry missing below the log's size")
+	}
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	e.Payload = bytes.Clone(e.Payload)
+	return e, enc, nil
 }
 
 // ByID returns the entry with the given id and its receipt, or ErrNotFound.
 func (v *View) ByID(id uuid.UUID) (Entry, Receipt, error) {
-	index, leaf, ok, err := v.r.lookupID(id)
+	index, ok, err := v.r.lookupID(id)
 	if err != nil {
 		return Entry{}, Receipt{}, err
 	}
 	if !ok || index >= v.m.Size {
 		return Entry{}, Receipt{}, ErrNotFound
 	}
-	e, err := v.Entry(index)
+	e, enc, err := v.entry(index)
 	if err != nil {
 		return Entry{}, Receipt{}, err
 	}
 	if e.ID != id {
 		return Entry{}, Receipt{}, corruptAt(index, "id index points at another entry")
 	}
-	return e, Receipt{ID: id, Index: index, Leaf: leaf}, nil
+	return e, Receipt{ID: id, Index: index, Leaf: merkle.LeafHash(enc)}, nil
 }
 
 // Entries iterates over the entries from index from up to, not including,

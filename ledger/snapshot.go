@@ -41,7 +41,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.restoreMu.RLock()
 	defer f.restoreMu.RUnlock()
 	txn := f.db.NewTransaction(false)
-	m, err := reader{txn}.meta()
+	m, err := newReader(txn, false).meta()
 	if err != nil {
 		txn.Discard()
 		return nil, err
@@ -179,7 +179,9 @@ func (f *fsm) holds(snap meta) bool {
 	}
 	txn := f.db.NewTransaction(false)
 	defer txn.Discard()
-	root, err := merkle.RootAt(reader{txn}, snap.Size)
+	r := newReader(txn, false)
+	defer r.close()
+	root, err := merkle.RootAt(r, snap.Size)
 	return err == nil && root.Equal(snap.Root)
 }
 
@@ -200,7 +202,7 @@ func (f *fsm) replace(hr *hashingReader, snap meta) error {
 		if len(k) == 0 {
 			break
 		}
-		if k[0] < prefixEntry || k[0] > prefixNode {
+		if k[0] < prefixChunk || k[0] > prefixNode {
 			return corrupt("snapshot holds an unknown key space %#x", k[0])
 		}
 		v, err := hr.readBytes(1 << 30)

@@ -14,30 +14,49 @@ import (
 	"coapp.coop/ledger/merkle"
 )
 
-// The state database (dir/state) holds the FSM's state in four key spaces:
+// The state database (Dir/state) holds the FSM's state in four key spaces:
 //
-//	0x00                          -> meta: applied Raft index (8) | size (8) |
-//	                                 root (32) | CRC-32C (4)
-//	0x01 | index (8, big-endian)  -> entry: canonical encoding | index (8) |
-//	                                 CRC-32C of both (4)
-//	0x02 | id (16)                -> index (8) | leaf hash (32)
-//	0x03 | level (1) | index (8)  -> hash of the perfect subtree of 2^level
-//	                                 leaves starting at index<<level (level >= 1)
+//	0x00                         -> meta: applied Raft index (8) | size (8) |
+//	                                root (32) | CRC-32C (4)
+//	0x01 | first index (8, BE)   -> chunk: entries first .. first+n-1
+//	0x02 | id (16)               -> index (8)
+//	0x03 | level (1) | index (8) -> hash of the perfect subtree of 2^level
+//	                                leaves starting at leaf index<<level,
+//	                                for level >= nodeMinLevel
+//
+// A chunk holds up to chunkMax consecutive entries written by one apply:
+//
+//	version (1) | first index (8) | uvarint n | n x (uvarint len | entry) |
+//	CRC-32C of all the preceding bytes (4)
+//
+// Entries are stored by chunks rather than one key each, and only the upper
+// levels of the tree are stored (lower ones are rehashed from the entries
+// when a proof needs them), because every Badger key costs a memtable insert
+// and a table write: the state takes about one key per entry, its id.
 //
 // Meta is rewritten in the same Badger transaction as the entries of every
 // applied batch, so the applied index always describes the state beside it.
-// Leaf hashes (level 0) are not stored: they are recomputed from entries.
 const (
 	keyMeta     byte = 0x00
-	prefixEntry byte = 0x01
+	prefixChunk byte = 0x01
 	prefixID    byte = 0x02
 	prefixNode  byte = 0x03
+
+	chunkFormatV1 byte = 1
+
+	// chunkMax bounds the entries of a chunk, and so what one read of a
+	// single entry decodes.
+	chunkMax = 64
+
+	// nodeMinLevel is the lowest tree level stored: a subtree below it
+	// (at most 2^(nodeMinLevel-1) leaves) is rehashed from its entries.
+	nodeMinLevel = 4
 )
 
-func entryKey(index uint64) []byte {
+func chunkKey(first uint64) []byte {
 	k := make([]byte, 9)
-	k[0] = prefixEntry
-	binary.BigEndian.PutUint64(k[1:], index)
+	k[0] = prefixChunk
+	binary.BigEndian.PutUint64(k[1:], first)
 	return k
 }
 
@@ -64,8 +83,10 @@ type meta struct {
 	Root    merkle.Hash
 }
 
+const metaLen = 8 + 8 + merkle.Size + 4
+
 func (m meta) encode() []byte {
-	b := make([]byte, 0, 8+8+merkle.Size+4)
+	b := make([]byte, 0, metaLen)
 	b = binary.BigEndian.AppendUint64(b, m.Applied)
 	b = binary.BigEndian.AppendUint64(b, m.Size)
 	b = append(b, m.Root[:]...)
@@ -74,7 +95,7 @@ func (m meta) encode() []byte {
 
 func decodeMeta(v []byte) (meta, error) {
 	var m meta
-	if len(v) != 8+8+merkle.Size+4 {
+	if len(v) != metaLen {
 		return m, corrupt("meta record has %d bytes", len(v))
 	}
 	if crc32.Checksum(v[:len(v)-4], castagnoli) != binary.BigEndian.Uint32(v[len(v)-4:]) {
@@ -86,13 +107,92 @@ func decodeMeta(v []byte) (meta, error) {
 	return m, nil
 }
 
+// encodeChunk returns the stored form of the entries first .. first+len-1,
+// given as canonical encodings.
+func encodeChunk(first uint64, encs [][]byte) []byte {
+	n := 1 + 8 + binary.MaxVarintLen32 + 4
+	for _, e := range encs {
+		n += binary.MaxVarintLen32 + len(e)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, chunkFormatV1)
+	b = binary.BigEndian.AppendUint64(b, first)
+	b = binary.AppendUvarint(b, uint64(len(encs)))
+	for _, e := range encs {
+		b = binary.AppendUvarint(b, uint64(len(e)))
+		b = append(b, e...)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// chunk is a decoded chunk: the canonical encodings of entries first ...
+type chunk struct {
+	first uint64
+	encs  [][]byte
+}
+
+func (c *chunk) holds(index uint64) bool {
+	return c != nil && index >= c.first && index-c.first < uint64(len(c.encs))
+}
+
+// decodeChunk checks and splits a stored chunk found under key first. The
+// encodings alias v.
+func decodeChunk(first uint64, v []byte) (*chunk, error) {
+	if len(v) < 1+8+1+4 {
+		return nil, corruptAt(first, "stored chunk too short")
+	}
+	body := v[:len(v)-4]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(v[len(v)-4:]) {
+		return nil, corruptAt(first, "chunk checksum mismatch")
+	}
+	if body[0] != chunkFormatV1 {
+		return nil, corruptAt(first, "unknown chunk format %d", body[0])
+	}
+	if at := binary.BigEndian.Uint64(body[1:]); at != first {
+		return nil, corruptAt(first, "holds the chunk of index %d", at)
+	}
+	n, k, ok := readUvarint(body[9:])
+	if !ok || n == 0 || n > chunkMax {
+		return nil, corruptAt(first, "bad chunk length")
+	}
+	rest := body[9+k:]
+	c := &chunk{first: first, encs: make([][]byte, 0, n)}
+	for i := uint64(0); i < n; i++ {
+		var enc []byte
+		if enc, rest, ok = readField(rest, len(rest)); !ok {
+			return nil, corruptAt(first+i, "bad entry length in chunk")
+		}
+		c.encs = append(c.encs, enc)
+	}
+	if len(rest) != 0 {
+		return nil, corruptAt(first, "trailing bytes in chunk")
+	}
+	return c, nil
+}
+
 // reader reads the state through one Badger transaction, so that every read
-// sees the same applied index.
-type reader struct{ txn *badger.Txn }
+// sees the same applied index. It keeps the last chunk it decoded, so that
+// reading neighbouring entries or rehashing a subtree decodes each chunk
+// once. It is not safe for concurrent use; close releases its iterator.
+type reader struct {
+	txn  *badger.Txn
+	rw   bool // txn is a read-write transaction: one iterator at a time
+	it   *badger.Iterator
+	last *chunk
+}
+
+func newReader(txn *badger.Txn, rw bool) *reader { return &reader{txn: txn, rw: rw} }
+
+func (r *reader) close() {
+	if r.it != nil {
+		r.it.Close()
+		r.it = nil
+	}
+}
 
 // meta returns the state's meta record, or the empty state's when none has
 // been written yet.
-func (r reader) meta() (meta, error) {
+func (r *reader) meta() (meta, error) {
 	item, err := r.txn.Get([]byte{keyMeta})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return meta{Root: merkle.EmptyRoot()}, nil
@@ -109,55 +209,102 @@ func (r reader) meta() (meta, error) {
 	return m, storageErr(err)
 }
 
-// entry returns the entry at index, its canonical encoding and its stored
-// value, all copies owned by the caller. A missing entry is ErrNotFound.
-func (r reader) entry(index uint64) (Entry, []byte, error) {
-	item, err := r.txn.Get(entryKey(index))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Entry{}, nil, ErrNotFound
+// chunkAt returns the chunk holding index, or ErrNotFound.
+func (r *reader) chunkAt(index uint64) (*chunk, error) {
+	if r.last.holds(index) {
+		return r.last, nil
 	}
-	if err != nil {
-		return Entry{}, nil, storageErr(err)
+	it := r.it
+	if it == nil {
+		opts := badger.DefaultIteratorOptions
+		opts.Reverse = true
+		opts.PrefetchValues = false
+		opts.Prefix = []byte{prefixChunk}
+		it = r.txn.NewIterator(opts)
+		if r.rw {
+			defer it.Close()
+		} else {
+			r.it = it
+		}
 	}
+	it.Seek(chunkKey(index))
+	if !it.Valid() {
+		return nil, ErrNotFound
+	}
+	item := it.Item()
+	first := binary.BigEndian.Uint64(item.Key()[1:])
 	v, err := item.ValueCopy(nil)
 	if err != nil {
-		return Entry{}, nil, storageErr(err)
+		return nil, storageErr(err)
 	}
-	return openEntry(index, v)
+	c, err := decodeChunk(first, v)
+	if err != nil {
+		return nil, err
+	}
+	if !c.holds(index) {
+		return nil, ErrNotFound
+	}
+	r.last = c
+	return c, nil
 }
 
-// lookupID returns the index and leaf hash recorded for id, or ok false.
-func (r reader) lookupID(id uuid.UUID) (index uint64, leaf merkle.Hash, ok bool, err error) {
+// entry returns the entry at index and its canonical encoding, both owned
+// by the caller until the next read. A missing entry is ErrNotFound.
+func (r *reader) entry(index uint64) (Entry, []byte, error) {
+	c, err := r.chunkAt(index)
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	enc := c.encs[index-c.first]
+	e, ok := decodeEntry(enc)
+	if !ok {
+		return Entry{}, nil, corruptAt(index, "entry does not decode")
+	}
+	e.Index = index
+	return e, enc, nil
+}
+
+// lookupID returns the index recorded for id, or ok false.
+func (r *reader) lookupID(id uuid.UUID) (index uint64, ok bool, err error) {
 	item, err := r.txn.Get(idKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, leaf, false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, leaf, false, storageErr(err)
+		return 0, false, storageErr(err)
 	}
 	err = item.Value(func(v []byte) error {
-		if len(v) != 8+merkle.Size {
+		if len(v) != 8 {
 			return corrupt("id index record for %s has %d bytes", id, len(v))
 		}
 		index = binary.BigEndian.Uint64(v)
-		copy(leaf[:], v[8:])
 		return nil
 	})
-	return index, leaf, err == nil, storageErr(err)
+	return index, err == nil, storageErr(err)
 }
 
-// Node implements merkle.NodeSource over the stored state.
-func (r reader) Node(level uint8, index uint64) (merkle.Hash, error) {
-	if level == 0 {
-		_, enc, err := r.entry(index)
+// Node implements merkle.NodeSource over the stored state: stored hashes
+// for the upper levels, rehashed entries below them.
+func (r *reader) Node(level uint8, index uint64) (merkle.Hash, error) {
+	if level >= nodeMinLevel {
+		return r.storedNode(level, index)
+	}
+	first := index << level
+	var tree merkle.Tree
+	for i := first; i < first+1<<level; i++ {
+		_, enc, err := r.entry(i)
 		if errors.Is(err, ErrNotFound) {
-			return merkle.Hash{}, corruptAt(index, "entry missing from the tree")
+			return merkle.Hash{}, corruptAt(i, "entry missing from the tree")
 		}
 		if err != nil {
 			return merkle.Hash{}, err
 		}
-		return merkle.LeafHash(enc), nil
+		tree.Append(merkle.LeafHash(enc), nil)
 	}
+	return tree.Root(), nil
+}
+
+func (r *reader) storedNode(level uint8, index uint64) (merkle.Hash, error) {
 	var h merkle.Hash
 	item, err := r.txn.Get(nodeKey(level, index))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -174,6 +321,20 @@ func (r reader) Node(level uint8, index uint64) (merkle.Hash, error) {
 		return nil
 	})
 	return h, storageErr(err)
+}
+
+// countKeys counts the keys in one key space, reading keys only.
+func (r *reader) countKeys(prefix byte) uint64 {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = []byte{prefix}
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	var n uint64
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
 }
 
 // storageErr translates Badger's errors at the package boundary; our own
@@ -202,18 +363,4 @@ func storageErr(err error) error {
 // left to test.
 func isChecksumErr(err error) bool {
 	return strings.Contains(err.Error(), y.ErrChecksumMismatch.Error())
-}
-
-// countKeys counts the keys in one key space, reading keys only.
-func (r reader) countKeys(prefix byte) (uint64, error) {
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = []byte{prefix}
-	it := r.txn.NewIterator(opts)
-	defer it.Close()
-	var n uint64
-	for it.Rewind(); it.Valid(); it.Next() {
-		n++
-	}
-	return n, nil
 }

@@ -2,16 +2,18 @@ package ledger
 
 import (
 	"context"
-	"errors"
+	"encoding/binary"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"coapp.coop/ledger/merkle"
 )
 
-// Verify walks the whole log on this node: it checks every entry's checksum,
-// recomputes every leaf and every stored tree node, checks the id index
-// against the entries, and compares the rebuilt root with the stored one. It
-// returns nil, a *CorruptionError, or ctx's error. It reads one consistent
-// view (Stale) and does not block appends.
+// Verify walks the whole log on this node: it checks every chunk's checksum
+// and position, recomputes every leaf and every stored tree node, checks the
+// id index against the entries, and compares the rebuilt root with the
+// stored one. It returns nil, a *CorruptionError, or ctx's error. It reads
+// one consistent view (Stale) and does not block appends.
 func (l *Ledger) Verify(ctx context.Context) error {
 	return l.Read(ctx, Stale, func(v *View) error { return v.verify(ctx) })
 }
@@ -19,57 +21,66 @@ func (l *Ledger) Verify(ctx context.Context) error {
 func (v *View) verify(ctx context.Context) error {
 	var tree merkle.Tree
 	var failure error
-	for i := uint64(0); i < v.m.Size; i++ {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
+	check := func(n merkle.Node) {
+		if n.Level < nodeMinLevel || failure != nil {
+			return
+		}
+		stored, err := v.r.storedNode(n.Level, n.Index)
+		if err != nil {
+			failure = err
+		} else if !stored.Equal(n.Hash) {
+			failure = corruptAt(n.Index<<n.Level, "stored tree node %d/%d differs from the entries", n.Level, n.Index)
+		}
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{prefixChunk}
+	it := v.r.txn.NewIterator(opts)
+	defer it.Close()
+	var next uint64
+	for it.Rewind(); it.Valid(); it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		first := binary.BigEndian.Uint64(it.Item().Key()[1:])
+		if first != next {
+			return corruptAt(next, "chunk starts at %d, want %d", first, next)
+		}
+		val, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return storageErr(err)
+		}
+		c, err := decodeChunk(first, val)
+		if err != nil {
+			return err
+		}
+		for j, enc := range c.encs {
+			index := first + uint64(j)
+			e, ok := decodeEntry(enc)
+			if !ok {
+				return corruptAt(index, "entry does not decode")
+			}
+			tree.Append(merkle.LeafHash(enc), check)
+			if failure != nil {
+				return failure
+			}
+			at, ok, err := v.r.lookupID(e.ID)
+			if err != nil {
 				return err
 			}
-		}
-		e, enc, err := v.r.entry(i)
-		if errors.Is(err, ErrNotFound) {
-			return corruptAt(i, "entry missing below the log's size")
-		}
-		if err != nil {
-			return err
-		}
-		leaf := merkle.LeafHash(enc)
-		tree.Append(leaf, func(n merkle.Node) {
-			if n.Level == 0 || failure != nil {
-				return
+			if !ok || at != index {
+				return corruptAt(index, "id index does not match the entry")
 			}
-			stored, err := v.r.Node(n.Level, n.Index)
-			if err != nil {
-				failure = err
-			} else if !stored.Equal(n.Hash) {
-				failure = corruptAt(n.Index<<n.Level, "stored tree node %d/%d differs from the entries", n.Level, n.Index)
-			}
-		})
-		if failure != nil {
-			return failure
 		}
-		index, idLeaf, ok, err := v.r.lookupID(e.ID)
-		if err != nil {
-			return err
-		}
-		if !ok || index != i || !idLeaf.Equal(leaf) {
-			return corruptAt(i, "id index does not match the entry")
-		}
+		next = first + uint64(len(c.encs))
+	}
+	if next != v.m.Size {
+		return corrupt("entries stored up to %d for a log of %d", next, v.m.Size)
 	}
 	if root := tree.Root(); !root.Equal(v.m.Root) {
 		return corrupt("rebuilt root %s differs from the stored root %s", root, v.m.Root)
 	}
-	// Nothing may be stored beyond the tree: count each key space.
-	for _, ks := range []struct {
-		prefix byte
-		what   string
-	}{{prefixEntry, "entries"}, {prefixID, "id index records"}} {
-		n, err := v.r.countKeys(ks.prefix)
-		if err != nil {
-			return err
-		}
-		if n != v.m.Size {
-			return corrupt("%d %s stored for a log of %d", n, ks.what, v.m.Size)
-		}
+	if n := v.r.countKeys(prefixID); n != v.m.Size {
+		return corrupt("%d id index records for a log of %d", n, v.m.Size)
 	}
 	return nil
 }

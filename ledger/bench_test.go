@@ -1,0 +1,254 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
+
+	"coapp.coop/internal/logging"
+	"coapp.coop/ledger/raftbadger"
+)
+
+// The benchmarks compare the ledger with the floors of its own
+// dependencies, measured in the same run on the same machine:
+//
+//   - BenchmarkAppend/callers=256/batch=1 against BenchmarkFloorRaftApply:
+//     raw hashicorp/raft Apply of one 300-byte record per Apply, with a
+//     trivial FSM, on the same Raft stores, transport and settings;
+//   - BenchmarkAppend/callers=16/batch=100 against
+//     BenchmarkFloorBadgerWriteBatch: raw Badger WriteBatch with SyncWrites
+//     of the same records, 16 writers of 100 records each.
+//
+// Each reports records/s; an Append benchmark also reports x_floor, its
+// ratio to the floor measured earlier in the same process (run the floors
+// first: go test -bench 'Floor|Append' runs them in that order).
+//
+//	go test -run XXX -bench . -benchtime 20000x ./ledger
+
+const benchRecordSize = 300
+
+var floors sync.Map // benchmark shape -> records/s of its floor
+
+func reportRate(b *testing.B, records int64, shape string, floor bool) {
+	rate := float64(records) / b.Elapsed().Seconds()
+	b.ReportMetric(rate, "records/s")
+	b.ReportMetric(0, "ns/op")
+	if floor {
+		floors.Store(shape, rate)
+		return
+	}
+	if f, ok := floors.Load(shape); ok {
+		b.ReportMetric(rate/f.(float64), "x_floor")
+	}
+}
+
+func benchPayload(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte('a' + i%26)
+	}
+	return p
+}
+
+// benchEntry returns an entry whose canonical encoding is about
+// benchRecordSize bytes.
+func benchEntry(seq uint64) Entry {
+	var id uuid.UUID
+	binary.BigEndian.PutUint64(id[8:], seq)
+	id[6] = 0x70
+	return Entry{
+		ID:      id,
+		Kind:    "bench/v1",
+		Author:  "coop-a",
+		Time:    time.Unix(1_800_000_000, int64(seq)),
+		Payload: benchPayload(benchRecordSize - 50),
+	}
+}
+
+func benchConfig(dir string) Config {
+	cfg := DefaultConfig(dir)
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.HeartbeatTimeout = 200 * time.Millisecond
+	cfg.ElectionTimeout = 200 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+	return cfg
+}
+
+// runCallers runs callers goroutines that together perform ops operations,
+// each handing fn the operation's sequence number.
+func runCallers(b *testing.B, callers int, ops int, fn func(seq uint64) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for c := 0; c < callers; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := next.Add(1) - 1
+				if n >= int64(ops) {
+					return
+				}
+				if err := fn(uint64(n)); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkFloorRaftApply(b *testing.B) {
+	b.Run("callers=256/defaults", func(b *testing.B) {
+		r, cleanup := openTrivialRaft(b, false)
+		defer cleanup()
+		cmd := benchPayload(benchRecordSize)
+		b.ResetTimer()
+		runCallers(b, 256, b.N, func(uint64) error {
+			return r.Apply(cmd, 10*time.Second).Error()
+		})
+		b.StopTimer()
+		reportRate(b, int64(b.N), "256x1/defaults", true)
+	})
+	b.Run("callers=256", func(b *testing.B) {
+		r, cleanup := openTrivialRaft(b, true)
+		defer cleanup()
+		cmd := benchPayload(benchRecordSize)
+		b.ResetTimer()
+		runCallers(b, 256, b.N, func(uint64) error {
+			return r.Apply(cmd, 10*time.Second).Error()
+		})
+		b.StopTimer()
+		reportRate(b, int64(b.N), "256x1", true)
+	})
+}
+
+func BenchmarkFloorBadgerWriteBatch(b *testing.B) {
+	b.Run("callers=16/batch=100", func(b *testing.B) {
+		cfg := benchConfig(b.TempDir())
+		db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.Dir, "floor")).
+			WithSyncWrites(true).WithLogger(nil).WithCompression(options.None).
+			WithMemTableSize(cfg.MemTableSize).WithNumMemtables(3).WithDetectConflicts(false).
+			WithMetricsEnabled(false))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		val := benchPayload(benchRecordSize)
+		b.ResetTimer()
+		runCallers(b, 16, (b.N+99)/100, func(seq uint64) error {
+			wb := db.NewWriteBatch()
+			defer wb.Cancel()
+			for i := uint64(0); i < 100; i++ {
+				var k [16]byte
+				binary.BigEndian.PutUint64(k[:], seq)
+				binary.BigEndian.PutUint64(k[8:], i)
+				if err := wb.Set(k[:], val); err != nil {
+					return err
+				}
+			}
+			return wb.Flush()
+		})
+		b.StopTimer()
+		reportRate(b, int64((b.N+99)/100*100), "16x100", true)
+	})
+}
+
+func BenchmarkAppend(b *testing.B) {
+	for _, shape := range []struct{ callers, batch int }{{256, 1}, {16, 100}} {
+		name := fmt.Sprintf("callers=%d/batch=%d", shape.callers, shape.batch)
+		b.Run(name, func(b *testing.B) {
+			l, err := Open(context.Background(), benchConfig(b.TempDir()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(context.Background())
+			calls := (b.N + shape.batch - 1) / shape.batch
+			b.ResetTimer()
+			runCallers(b, shape.callers, calls, func(seq uint64) error {
+				batch := make([]Entry, shape.batch)
+				for i := range batch {
+					batch[i] = benchEntry(seq*uint64(shape.batch) + uint64(i))
+				}
+				_, err := l.Append(context.Background(), batch...)
+				return err
+			})
+			b.StopTimer()
+			reportRate(b, int64(calls*shape.batch), fmt.Sprintf("%dx%d", shape.callers, shape.batch), false)
+		})
+	}
+}
+
+// trivialFSM applies nothing: the floor of Raft itself.
+type trivialFSM struct{}
+
+func (trivialFSM) Apply(*raft.Log) any                 { return nil }
+func (trivialFSM) Snapshot() (raft.FSMSnapshot, error) { return trivialSnapshot{}, nil }
+func (trivialFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
+
+type trivialSnapshot struct{}
+
+func (trivialSnapshot) Persist(s raft.SnapshotSink) error { return s.Close() }
+func (trivialSnapshot) Release()                          {}
+
+// openTrivialRaft starts a one-node Raft with the ledger's stores, transport
+// and settings, and a trivial FSM.
+func openTrivialRaft(b *testing.B, tuned bool) (*raft.Raft, func()) {
+	cfg := benchConfig(b.TempDir())
+	cfg.setDefaults()
+	store, err := raftbadger.Open(filepath.Join(cfg.Dir, "raft"), raftbadger.Config{MemTableSize: cfg.MemTableSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := logging.HCLog(logging.Discard(nil), "raft")
+	trans, err := newTransport(&cfg, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = "floor"
+	rc.Logger = logger
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
+	if tuned {
+		rc.MaxAppendEntries = cfg.MaxAppendEntries
+		rc.BatchApplyCh = true
+	}
+	rc.NoLegacyTelemetry = true
+	logs, _ := raft.NewLogCache(512, store)
+	snaps := raft.NewDiscardSnapshotStore()
+	boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
+	if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, boot); err != nil {
+		b.Fatal(err)
+	}
+	r, err := raft.NewRaft(rc, trivialFSM{}, logs, store, snaps, trans)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.State() != raft.Leader {
+		if time.Now().After(deadline) {
+			b.Fatal("no leadership")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r, func() {
+		_ = r.Shutdown().Error()
+		_ = trans.Close()
+		_ = store.Close()
+	}
+}
