@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,31 +26,36 @@ import (
 //
 //   - BenchmarkAppend/callers=256/batch=1 against BenchmarkFloorRaftApply:
 //     raw hashicorp/raft Apply of one 300-byte record per Apply, with a
-//     trivial FSM, on the same Raft stores, transport and settings;
+//     trivial FSM, on the same Raft log store and transport, with Raft's
+//     default settings ("defaults") and with the ledger's ("tuned":
+//     MaxAppendEntries 256, BatchApplyCh);
 //   - BenchmarkAppend/callers=16/batch=100 against
 //     BenchmarkFloorBadgerWriteBatch: raw Badger WriteBatch with SyncWrites
 //     of the same records, 16 writers of 100 records each.
 //
-// Each reports records/s; an Append benchmark also reports x_floor, its
-// ratio to the floor measured earlier in the same process (run the floors
-// first: go test -bench 'Floor|Append' runs them in that order).
+// Each reports records/s. An Append benchmark also reports its ratio to
+// each floor measured earlier in the same process: x_raft and x_raft_tuned,
+// or x_badger. Run the floors first, in one command:
 //
-//	go test -run XXX -bench . -benchtime 20000x ./ledger
+//	go test -run XXX -bench 'Floor|Append' -benchtime 400000x ./ledger
 
 const benchRecordSize = 300
 
-var floors sync.Map // benchmark shape -> records/s of its floor
+var floors sync.Map // floor name -> records/s
 
-func reportRate(b *testing.B, records int64, shape string, floor bool) {
+// reportRate reports records/s; a floor records it under name, an Append
+// benchmark reports its ratio to each floor named in ratios.
+func reportRate(b *testing.B, records int64, name string, ratios ...string) {
 	rate := float64(records) / b.Elapsed().Seconds()
 	b.ReportMetric(rate, "records/s")
 	b.ReportMetric(0, "ns/op")
-	if floor {
-		floors.Store(shape, rate)
-		return
+	if name != "" {
+		floors.Store(name, rate)
 	}
-	if f, ok := floors.Load(shape); ok {
-		b.ReportMetric(rate/f.(float64), "x_floor")
+	for _, r := range ratios {
+		if f, ok := floors.Load(r); ok {
+			b.ReportMetric(rate/f.(float64), "x_"+r)
+		}
 	}
 }
 
@@ -86,8 +92,18 @@ func benchConfig(dir string) Config {
 }
 
 // runCallers runs callers goroutines that together perform ops operations,
-// each handing fn the operation's sequence number.
+// each handing fn the operation's sequence number. It reports the median
+// and 99th percentile latency of one operation.
 func runCallers(b *testing.B, callers int, ops int, fn func(seq uint64) error) {
+	lat := make([]time.Duration, ops)
+	defer func() {
+		if len(lat) < 100 {
+			return
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50_us")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99_us")
+	}()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -100,10 +116,12 @@ func runCallers(b *testing.B, callers int, ops int, fn func(seq uint64) error) {
 				if n >= int64(ops) {
 					return
 				}
+				start := time.Now()
 				if err := fn(uint64(n)); err != nil {
 					failed.Store(err)
 					return
 				}
+				lat[n] = time.Since(start)
 			}
 		}()
 	}
@@ -123,7 +141,7 @@ func BenchmarkFloorRaftApply(b *testing.B) {
 			return r.Apply(cmd, 10*time.Second).Error()
 		})
 		b.StopTimer()
-		reportRate(b, int64(b.N), "256x1/defaults", true)
+		reportRate(b, int64(b.N), "raft")
 	})
 	b.Run("callers=256", func(b *testing.B) {
 		r, cleanup := openTrivialRaft(b, true)
@@ -134,7 +152,7 @@ func BenchmarkFloorRaftApply(b *testing.B) {
 			return r.Apply(cmd, 10*time.Second).Error()
 		})
 		b.StopTimer()
-		reportRate(b, int64(b.N), "256x1", true)
+		reportRate(b, int64(b.N), "raft_tuned")
 	})
 }
 
@@ -165,12 +183,15 @@ func BenchmarkFloorBadgerWriteBatch(b *testing.B) {
 			return wb.Flush()
 		})
 		b.StopTimer()
-		reportRate(b, int64((b.N+99)/100*100), "16x100", true)
+		reportRate(b, int64((b.N+99)/100*100), "badger")
 	})
 }
 
 func BenchmarkAppend(b *testing.B) {
-	for _, shape := range []struct{ callers, batch int }{{256, 1}, {16, 100}} {
+	for _, shape := range []struct {
+		callers, batch int
+		floors         []string
+	}{{256, 1, []string{"raft", "raft_tuned"}}, {16, 100, []string{"badger"}}} {
 		name := fmt.Sprintf("callers=%d/batch=%d", shape.callers, shape.batch)
 		b.Run(name, func(b *testing.B) {
 			l, err := Open(context.Background(), benchConfig(b.TempDir()))
@@ -189,7 +210,7 @@ func BenchmarkAppend(b *testing.B) {
 				return err
 			})
 			b.StopTimer()
-			reportRate(b, int64(calls*shape.batch), fmt.Sprintf("%dx%d", shape.callers, shape.batch), false)
+			reportRate(b, int64(calls*shape.batch), "", shape.floors...)
 		})
 	}
 }

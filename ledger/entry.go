@@ -53,10 +53,11 @@ type Receipt struct {
 	Duplicate bool
 }
 
+const entryFormatV1 byte = 1
+
 const (
-	entryFormatV1 byte = 1
-	maxKindLen         = 64
-	maxAuthorLen       = 256
+	maxKindLen   = 64
+	maxAuthorLen = 256
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

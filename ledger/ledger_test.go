@@ -140,6 +140,9 @@ func TestIdempotentAppend(t *testing.T) {
 		again[1].Index != first[0].Index || again[1].Leaf != first[0].Leaf || !again[1].Duplicate {
 		t.Errorf("re-append receipts = %+v, want the originals %+v marked Duplicate", again, first)
 	}
+	if s, r := sizeRoot(t, l); s != 2 || r != root {
+		t.Errorf("after re-appending: size %d root %s, want 2 %s", s, r, root)
+	}
 	// Within one call too, alongside a new entry.
 	mixed := mustAppend(t, l, newEntry(3), newEntry(3), newEntry(1))
 	if mixed[0].Index != 2 || mixed[1].Index != 2 || !mixed[1].Duplicate || mixed[2].Index != 0 {

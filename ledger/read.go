@@ -62,7 +62,8 @@ func ParseConsistency(s string) (Consistency, error) {
 
 // Read runs fn with a View of the state at the given consistency. Every read
 // through the view sees the same size and root. The view is valid only
-// inside fn.
+// inside fn; fn must not call other Ledger methods, and should be short: a
+// snapshot restore waits for it.
 func (l *Ledger) Read(ctx context.Context, c Consistency, fn func(*View) error) error {
 	if l.closed.Load() {
 		return ErrClosed

@@ -10,9 +10,12 @@ import (
 // BenchmarkStoreLogs measures one synced StoreLogs call per operation, for
 // batches of logs of a given size, and reports MB/s.
 func BenchmarkStoreLogs(b *testing.B) {
-	for _, shape := range []struct{ logs, size int }{{1, 300}, {64, 300}, {1, 64 << 10}, {4, 64 << 10}} {
-		b.Run(fmt.Sprintf("logs=%d/size=%d", shape.logs, shape.size), func(b *testing.B) {
-			s, err := Open(b.TempDir(), Config{})
+	for _, shape := range []struct {
+		logs, size int
+		mem        int64
+	}{{1, 300, 64 << 20}, {1, 300, 8 << 20}, {1, 40 << 10, 64 << 20}, {1, 40 << 10, 8 << 20}, {64, 300, 64 << 20}} {
+		b.Run(fmt.Sprintf("logs=%d/size=%d/memtable=%dMiB", shape.logs, shape.size, shape.mem>>20), func(b *testing.B) {
+			s, err := Open(b.TempDir(), Config{MemTableSize: shape.mem})
 			if err != nil {
 				b.Fatal(err)
 			}
