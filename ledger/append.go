@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -133,6 +134,13 @@ func (l *Ledger) awaitLeadership(ctx context.Context) error {
 // makes smaller commands (BenchmarkAppend measured 3, 4 and 6 no faster).
 const maxInflight = 2
 
+// lingerYields is how many times in a row the batcher yields the processor
+// when the queue is empty before it proposes what it has: callers just
+// handed their results are runnable and about to append again, and a yield
+// lets them join this command rather than wait for the next one (one node,
+// 256 callers: about +25% in BenchmarkAppend, with a lower p50 latency).
+const lingerYields = 4
+
 // batcher takes Append calls as they come and proposes them in commands of
 // up to MaxBatchBytes: whatever queued while Raft was busy with the previous
 // command goes into the next one.
@@ -165,6 +173,7 @@ func (l *Ledger) batcher() {
 		cb.add(first.encs)
 		reqs := []*appendReq{first}
 		size := first.size
+		yields := 0
 	fill:
 		for size < l.cfg.MaxBatchBytes {
 			select {
@@ -176,8 +185,13 @@ func (l *Ledger) batcher() {
 				cb.add(r.encs)
 				reqs = append(reqs, r)
 				size += r.size
+				yields = 0
 			default:
-				break fill
+				if yields >= lingerYields {
+					break fill
+				}
+				yields++
+				runtime.Gosched()
 			}
 		}
 		started = l.awaitApplyStart(started)

@@ -121,27 +121,33 @@ func (e Entry) encode() []byte {
 // decodeEntry parses a canonical encoding. The entry's Payload aliases b.
 func decodeEntry(b []byte) (Entry, bool) {
 	var e Entry
-	if len(b) < 1+16+8+3 || b[0] != entryFormatV1 {
+	kind, author, payload, ok := splitEntry(b)
+	if !ok {
 		return e, false
 	}
 	copy(e.ID[:], b[1:17])
-	ns := int64(binary.BigEndian.Uint64(b[17:25]))
-	e.Time = time.Unix(0, ns).UTC()
-	rest := b[25:]
-	kind, rest, ok := readField(rest, maxKindLen)
-	if !ok {
-		return e, false
-	}
-	author, rest, ok := readField(rest, maxAuthorLen)
-	if !ok {
-		return e, false
-	}
-	payload, rest, ok := readField(rest, math.MaxInt)
-	if !ok || len(rest) != 0 {
-		return e, false
-	}
+	e.Time = time.Unix(0, int64(binary.BigEndian.Uint64(b[17:25]))).UTC()
 	e.Kind, e.Author, e.Payload = string(kind), string(author), payload
 	return e, true
+}
+
+// splitEntry checks the framing of a canonical encoding and returns its
+// variable fields, aliasing b, without allocating.
+func splitEntry(b []byte) (kind, author, payload []byte, ok bool) {
+	if len(b) < 1+16+8+3 || b[0] != entryFormatV1 {
+		return nil, nil, nil, false
+	}
+	rest := b[25:]
+	if kind, rest, ok = readField(rest, maxKindLen); !ok {
+		return nil, nil, nil, false
+	}
+	if author, rest, ok = readField(rest, maxAuthorLen); !ok {
+		return nil, nil, nil, false
+	}
+	if payload, rest, ok = readField(rest, math.MaxInt); !ok || len(rest) != 0 {
+		return nil, nil, nil, false
+	}
+	return kind, author, payload, true
 }
 
 // entryID returns the id of a canonical encoding that decodes.

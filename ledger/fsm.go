@@ -254,7 +254,7 @@ func (b *batch) applyGroup(encs [][]byte) groupResult {
 	dupOf := make([]int, len(encs)) // -1: new; -2: already in the log; j: same as encs[j]
 	var seen map[uuid.UUID]int
 	for i, enc := range encs {
-		if _, ok := decodeEntry(enc); !ok {
+		if _, _, _, ok := splitEntry(enc); !ok {
 			return groupResult{err: corrupt("command holds an undecodable entry")}
 		}
 		id := entryID(enc)
