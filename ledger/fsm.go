@@ -60,8 +60,8 @@ func newFSM(db *badger.DB, logger *slog.Logger, maxTxnBytes int64) (*fsm, error)
 	return f, nil
 }
 
-// load reads meta and rebuilds the tree's right edge from the state.
-func (f *fsm) load() error {
+// view runs fn on a reader of the current state and its meta.
+func (f *fsm) view(fn func(r *reader, m meta) error) error {
 	txn := f.db.NewTransaction(false)
 	defer txn.Discard()
 	r := newReader(txn, false)
@@ -70,16 +70,23 @@ func (f *fsm) load() error {
 	if err != nil {
 		return err
 	}
-	tree, err := merkle.LoadTree(r, m.Size)
-	if err != nil {
-		return err
-	}
-	if got := tree.Root(); !got.Equal(m.Root) {
-		return corrupt("stored root %s does not match the tree's %s", m.Root, got)
-	}
-	f.tree, f.cur = tree, m
-	f.publish(m)
-	return nil
+	return fn(r, m)
+}
+
+// load reads meta and rebuilds the tree's right edge from the state.
+func (f *fsm) load() error {
+	return f.view(func(r *reader, m meta) error {
+		tree, err := merkle.LoadTree(r, m.Size)
+		if err != nil {
+			return err
+		}
+		if got := tree.Root(); !got.Equal(m.Root) {
+			return corrupt("stored root %s does not match the tree's %s", m.Root, got)
+		}
+		f.tree, f.cur = tree, m
+		f.publish(m)
+		return nil
+	})
 }
 
 func (f *fsm) publish(m meta) {

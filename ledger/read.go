@@ -76,15 +76,7 @@ func (l *Ledger) Read(ctx context.Context, c Consistency, fn func(*View) error) 
 	}
 	l.fsm.restoreMu.RLock()
 	defer l.fsm.restoreMu.RUnlock()
-	txn := l.stateDB.NewTransaction(false)
-	defer txn.Discard()
-	r := newReader(txn, false)
-	defer r.close()
-	m, err := r.meta()
-	if err != nil {
-		return err
-	}
-	return fn(&View{r: r, m: m})
+	return l.fsm.view(func(r *reader, m meta) error { return fn(&View{r: r, m: m}) })
 }
 
 // ensure establishes the consistency level before a read.

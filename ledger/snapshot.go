@@ -177,12 +177,14 @@ func (f *fsm) holds(snap meta) bool {
 	if f.err() != nil || f.cur.Applied < snap.Applied || f.cur.Size < snap.Size {
 		return false
 	}
-	txn := f.db.NewTransaction(false)
-	defer txn.Discard()
-	r := newReader(txn, false)
-	defer r.close()
-	root, err := merkle.RootAt(r, snap.Size)
-	return err == nil && root.Equal(snap.Root)
+	err := f.view(func(r *reader, _ meta) error {
+		root, err := merkle.RootAt(r, snap.Size)
+		if err == nil && !root.Equal(snap.Root) {
+			err = corrupt("root differs")
+		}
+		return err
+	})
+	return err == nil
 }
 
 // replace drops the state and loads the snapshot's records, then meta last, so
