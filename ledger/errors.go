@@ -56,6 +56,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error names the entry, the field and the reason.
 func (e *ValidationError) Error() string {
 	if e.Entry < 0 {
 		return fmt.Sprintf("ledger: invalid %s: %s", e.Field, e.Reason)
@@ -77,6 +78,7 @@ type ConflictError struct {
 	Index uint64 // where the log holds the original entry
 }
 
+// Error names the id and where the log holds it.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("ledger: id %s already used at index %d for different content", e.ID, e.Index)
 }
@@ -91,6 +93,7 @@ type CorruptionError struct {
 	Reason string
 }
 
+// Error names the index, when known, and what failed.
 func (e *CorruptionError) Error() string {
 	if e.Index < 0 {
 		return "ledger: corrupt data: " + e.Reason
@@ -117,6 +120,7 @@ type NotLeaderError struct {
 	LeaderAddr string
 }
 
+// Error names the leader when one is known.
 func (e *NotLeaderError) Error() string {
 	if e.LeaderID == "" {
 		return "ledger: no leader"
