@@ -64,8 +64,8 @@ func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Receipt, error
 
 // enqueue hands a call to the batcher, unless the ledger is closing.
 func (l *Ledger) enqueue(ctx context.Context, req *appendReq) error {
-	l.sendMu.RLock()
-	defer l.sendMu.RUnlock()
+	l.lifeMu.RLock()
+	defer l.lifeMu.RUnlock()
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -223,7 +223,7 @@ func (l *Ledger) awaitApplyStart(last uint64) uint64 {
 }
 
 // refuseQueued fails the calls still queued at Close. No call is queued
-// after closing is signalled: Append sends under sendMu, which Close takes.
+// after closing is signalled: Append sends under lifeMu, which Close takes.
 func (l *Ledger) refuseQueued(carry *appendReq) {
 	if carry != nil {
 		carry.done <- groupResult{err: ErrClosed}

@@ -37,8 +37,11 @@ type Ledger struct {
 	stateDB *badger.DB
 	fsm     *fsm
 
-	reqs     chan *appendReq // buffered; sent to under sendMu
-	sendMu   sync.RWMutex
+	reqs chan *appendReq // buffered; sent to under lifeMu
+	// lifeMu is held for reading by every Read and every send to reqs, and
+	// for writing by Close while it marks the ledger closed: Close waits
+	// for reads in progress, and nothing is queued after it.
+	lifeMu   sync.RWMutex
 	inflight chan *pending
 	sem      chan struct{} // one token per command in flight
 	closing  chan struct{}
@@ -324,10 +327,10 @@ func (l *Ledger) notLeader() error {
 // not yet proposed get ErrClosed. It is safe to call more than once.
 func (l *Ledger) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
-		l.sendMu.Lock()
+		l.lifeMu.Lock()
 		l.closed.Store(true)
 		close(l.closing)
-		l.sendMu.Unlock()
+		l.lifeMu.Unlock()
 		waited := make(chan struct{})
 		go func() { l.done.Wait(); close(waited) }()
 		select {

@@ -65,6 +65,8 @@ func ParseConsistency(s string) (Consistency, error) {
 // inside fn; fn must not call other Ledger methods, and should be short: a
 // snapshot restore waits for it.
 func (l *Ledger) Read(ctx context.Context, c Consistency, fn func(*View) error) error {
+	l.lifeMu.RLock()
+	defer l.lifeMu.RUnlock()
 	if l.closed.Load() {
 		return ErrClosed
 	}
