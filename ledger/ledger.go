@@ -100,21 +100,8 @@ func (l *Ledger) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	opts := badger.DefaultOptions(filepath.Join(cfg.Dir, "state")).
-		WithLogger(logging.Badger(l.logger.With("db", "state"))).
-		WithMemTableSize(cfg.MemTableSize).
-		WithNumMemtables(3).
-		WithBlockCacheSize(cfg.BlockCacheSize).
-		WithCompression(options.None).
-		WithChecksumVerificationMode(options.OnBlockRead).
-		WithDetectConflicts(false).
-		WithNumCompactors(2).
-		WithMetricsEnabled(false).
-		// Chunks of entries (tens of KiB under load) go to the value log,
-		// written once; ids, tree nodes and meta stay in the LSM tree.
-		WithValueThreshold(1 << 10)
-	if l.stateDB, err = badger.Open(opts); err != nil {
-		return fmt.Errorf("ledger: open state: %w", err)
+	if l.stateDB, err = openState(cfg, l.logger); err != nil {
+		return err
 	}
 	if l.fsm, err = newFSM(l.stateDB, l.logger, cfg.txnBudget()); err != nil {
 		return err
@@ -180,6 +167,28 @@ func (l *Ledger) open(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// openState opens the state database in cfg.Dir/state.
+func openState(cfg *Config, logger *slog.Logger) (*badger.DB, error) {
+	opts := badger.DefaultOptions(filepath.Join(cfg.Dir, "state")).
+		WithLogger(logging.Badger(logger.With("db", "state"))).
+		WithMemTableSize(cfg.MemTableSize).
+		WithNumMemtables(3).
+		WithBlockCacheSize(cfg.BlockCacheSize).
+		WithCompression(options.None).
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithDetectConflicts(false).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false).
+		// Chunks of entries (tens of KiB under load) go to the value log,
+		// written once; ids, tree nodes and meta stay in the LSM tree.
+		WithValueThreshold(1 << 10)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open state: %w", err)
+	}
+	return db, nil
 }
 
 // newTransport listens for Raft traffic on cfg.BindAddr, or on the

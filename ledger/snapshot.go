@@ -137,20 +137,25 @@ func (hr *hashingReader) readBytes(max uint64) ([]byte, error) {
 	return hr.readFull(int(n))
 }
 
+// readHeader reads and checks the magic and meta that open a snapshot.
+func (hr *hashingReader) readHeader() (meta, error) {
+	head, err := hr.readFull(len(snapshotMagic) + metaLen)
+	if err != nil {
+		return meta{}, fmt.Errorf("ledger: read snapshot header: %w", err)
+	}
+	if !bytes.Equal(head[:len(snapshotMagic)], snapshotMagic) {
+		return meta{}, corrupt("not a ledger snapshot")
+	}
+	return decodeMeta(head[len(snapshotMagic):])
+}
+
 // Restore replaces the state with a snapshot. When the local state already
 // holds the snapshot's index with the same root (the usual case on restart,
 // as the state is kept on disk), it keeps the local state and skips the copy.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	hr := &hashingReader{r: bufio.NewReaderSize(rc, 256<<10), h: sha256.New()}
-	head, err := hr.readFull(len(snapshotMagic) + 52)
-	if err != nil {
-		return fmt.Errorf("ledger: read snapshot header: %w", err)
-	}
-	if !bytes.Equal(head[:len(snapshotMagic)], snapshotMagic) {
-		return corrupt("not a ledger snapshot")
-	}
-	snap, err := decodeMeta(head[len(snapshotMagic):])
+	snap, err := hr.readHeader()
 	if err != nil {
 		return err
 	}
