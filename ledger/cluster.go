@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -25,7 +26,10 @@ type Status struct {
 	CommitIndex  uint64
 	AppliedIndex uint64 // Raft index applied to the state
 	Size         uint64 // entries in the log as applied here
-	Servers      []Server
+	// LastContact is when a follower last heard from the leader; zero on
+	// the leader.
+	LastContact time.Time
+	Servers     []Server
 }
 
 // Status returns this node's view of the cluster.
@@ -44,6 +48,9 @@ func (l *Ledger) Status() (Status, error) {
 		CommitIndex:  l.raft.CommitIndex(),
 		AppliedIndex: l.raft.AppliedIndex(),
 		Size:         m.Size,
+	}
+	if st.State != raft.Leader.String() {
+		st.LastContact = l.raft.LastContact()
 	}
 	f := l.raft.GetConfiguration()
 	if err := f.Error(); err != nil {

@@ -195,6 +195,18 @@ func (v *View) entry(index uint64) (Entry, []byte, error) {
 	return e, enc, nil
 }
 
+// LeafHash returns the Merkle leaf hash of the entry at index.
+func (v *View) LeafHash(index uint64) (merkle.Hash, error) {
+	if index >= v.m.Size {
+		return merkle.Hash{}, ErrNotFound
+	}
+	_, enc, err := v.entry(index)
+	if err != nil {
+		return merkle.Hash{}, err
+	}
+	return merkle.LeafHash(enc), nil
+}
+
 // ByID returns the entry with the given id and its receipt, or ErrNotFound.
 func (v *View) ByID(id uuid.UUID) (Entry, Receipt, error) {
 	index, ok, err := v.r.lookupID(id)
