@@ -1,0 +1,387 @@
+// Package client is the Go client of a coapp node's HTTP API, used by the
+// coapp command, the tests and the examples.
+//
+//	c := client.New("http://127.0.0.1:7400", token)
+//	receipts, err := c.Publish(ctx, []client.Record{{ID: id, Type: "purchase", ...}})
+//
+// Calls retry, with backoff and within ctx, when the node answers 503 (no
+// leader yet) or cannot be reached. Retrying a publish is safe: records
+// carry their ids, so the ledger stores each once.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/ledger/merkle"
+)
+
+// Record is one exchange to publish.
+type Record struct {
+	ID      uuid.UUID                  `json:"id"`
+	Type    string                     `json:"type"`
+	Subject string                     `json:"subject"`
+	Time    time.Time                  `json:"time"`
+	Fields  map[string]json.RawMessage `json:"fields,omitempty"`
+}
+
+// Receipt acknowledges a published record.
+type Receipt struct {
+	ID    uuid.UUID   `json:"id"`
+	Index uint64      `json:"index"`
+	Leaf  merkle.Hash `json:"leaf"`
+}
+
+// RecordInfo is a stored record's receipt and metadata.
+type RecordInfo struct {
+	Receipt
+	Type   string    `json:"type"`
+	Time   time.Time `json:"time"`
+	Member string    `json:"member"`
+}
+
+// LedgerInfo is the ledger's size and Merkle root.
+type LedgerInfo struct {
+	Size uint64      `json:"size"`
+	Root merkle.Hash `json:"root"`
+}
+
+// InclusionProof proves that the leaf at Index is in the tree of Size
+// entries with Root. Verify checks it.
+type InclusionProof struct {
+	Index uint64        `json:"index"`
+	Size  uint64        `json:"size"`
+	Root  merkle.Hash   `json:"root"`
+	Leaf  merkle.Hash   `json:"leaf"`
+	Proof []merkle.Hash `json:"proof"`
+}
+
+// Verify checks the proof with hashes alone.
+func (p InclusionProof) Verify() error {
+	return merkle.VerifyInclusion(p.Leaf, p.Index, p.Size, p.Proof, p.Root)
+}
+
+// ConsistencyProof proves the tree of From entries a prefix of the tree of
+// To entries.
+type ConsistencyProof struct {
+	From     uint64        `json:"from"`
+	To       uint64        `json:"to"`
+	FromRoot merkle.Hash   `json:"from_root"`
+	ToRoot   merkle.Hash   `json:"to_root"`
+	Proof    []merkle.Hash `json:"proof"`
+}
+
+// Verify checks the proof with hashes alone.
+func (p ConsistencyProof) Verify() error {
+	return merkle.VerifyConsistency(p.From, p.To, p.FromRoot, p.ToRoot, p.Proof)
+}
+
+// NodeStatus is one node of the cluster.
+type NodeStatus struct {
+	ID           string `json:"id"`
+	RaftAddr     string `json:"raft_addr"`
+	HTTPAddr     string `json:"http_addr"`
+	Suffrage     string `json:"suffrage"`
+	State        string `json:"state"`
+	LastContact  string `json:"last_contact,omitempty"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Size         uint64 `json:"size"`
+}
+
+// Cluster is the federation's cluster as one node sees it.
+type Cluster struct {
+	Federation string       `json:"federation"`
+	Leader     string       `json:"leader"`
+	Nodes      []NodeStatus `json:"nodes"`
+}
+
+// Token is a new API token, shown once.
+type Token struct {
+	ID     string `json:"id"`
+	Token  string `json:"token"`
+	Member string `json:"member"`
+	Admin  bool   `json:"admin"`
+}
+
+// Error is an error answered by the API: its HTTP status, a stable code
+// ("invalid", "conflict", "unauthenticated", ...), a message and, for
+// invalid input, the field.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+// Error returns the status, code, field and message.
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("coapp: %d %s (%s): %s", e.Status, e.Code, e.Field, e.Message)
+	}
+	return fmt.Sprintf("coapp: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Client calls one node's API. It is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+	// Retries bounds the attempts of a call that may be retried; 0 means
+	// until ctx ends.
+	Retries int
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithTLS uses a TLS configuration (for mutual TLS, with a client
+// certificate).
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *Client) {
+		c.http.Transport = &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 256}
+	}
+}
+
+// WithHTTPClient uses hc for every request.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// New returns a client of the API at base (such as "http://127.0.0.1:7400")
+// authenticated by token.
+func New(base, token string, opts ...Option) *Client {
+	c := &Client{
+		base:  strings.TrimRight(base, "/"),
+		token: token,
+		http: &http.Client{
+			Timeout:   time.Minute,
+			Transport: &http.Transport{MaxIdleConnsPerHost: 256},
+		},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Publish appends records atomically and returns their receipts.
+func (c *Client) Publish(ctx context.Context, records []Record) ([]Receipt, error) {
+	var out struct {
+		Receipts []Receipt `json:"receipts"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/records", map[string]any{"records": records}, &out, true)
+	return out.Receipts, err
+}
+
+// Record returns a stored record's receipt and metadata.
+func (c *Client) Record(ctx context.Context, id uuid.UUID, consistency string) (RecordInfo, error) {
+	var out RecordInfo
+	err := c.do(ctx, http.MethodGet, "/v1/records/"+id.String()+query("consistency", consistency), nil, &out, true)
+	return out, err
+}
+
+// Ledger returns the ledger's size and root.
+func (c *Client) Ledger(ctx context.Context, consistency string) (LedgerInfo, error) {
+	var out LedgerInfo
+	err := c.do(ctx, http.MethodGet, "/v1/ledger"+query("consistency", consistency), nil, &out, true)
+	return out, err
+}
+
+// InclusionProof returns the proof for the entry at index in the tree of
+// size entries.
+func (c *Client) InclusionProof(ctx context.Context, index, size uint64, consistency string) (InclusionProof, error) {
+	var out InclusionProof
+	q := fmt.Sprintf("/v1/ledger/proofs/inclusion?index=%d&size=%d", index, size)
+	if consistency != "" {
+		q += "&consistency=" + url.QueryEscape(consistency)
+	}
+	err := c.do(ctx, http.MethodGet, q, nil, &out, true)
+	return out, err
+}
+
+// ConsistencyProof returns the proof between the trees of from and to
+// entries.
+func (c *Client) ConsistencyProof(ctx context.Context, from, to uint64, consistency string) (ConsistencyProof, error) {
+	var out ConsistencyProof
+	q := fmt.Sprintf("/v1/ledger/proofs/consistency?from=%d&to=%d", from, to)
+	if consistency != "" {
+		q += "&consistency=" + url.QueryEscape(consistency)
+	}
+	err := c.do(ctx, http.MethodGet, q, nil, &out, true)
+	return out, err
+}
+
+// Cluster returns the cluster's nodes and leader.
+func (c *Client) Cluster(ctx context.Context) (Cluster, error) {
+	var out Cluster
+	err := c.do(ctx, http.MethodGet, "/v1/cluster", nil, &out, true)
+	return out, err
+}
+
+// Status returns the status of the node the client talks to.
+func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
+	var out NodeStatus
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &out, true)
+	return out, err
+}
+
+// RemoveNode removes a node from the cluster (admin).
+func (c *Client) RemoveNode(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(id), nil, nil, true)
+}
+
+// PromoteNode makes a non-voting node a voter (admin).
+func (c *Client) PromoteNode(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/v1/cluster/nodes/"+url.PathEscape(id)+"/promote", nil, nil, true)
+}
+
+// CreateToken creates a token for member (admin).
+func (c *Client) CreateToken(ctx context.Context, member string, admin bool) (Token, error) {
+	var out Token
+	err := c.do(ctx, http.MethodPost, "/v1/tokens", map[string]any{"member": member, "admin": admin}, &out, false)
+	return out, err
+}
+
+// RevokeToken revokes a token by its id (admin).
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil, true)
+}
+
+// Backup streams a consistent backup of the node's ledger to w (admin).
+func (c *Client) Backup(ctx context.Context, w io.Writer) error {
+	req, err := c.request(ctx, http.MethodGet, "/v1/backup", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// Ready reports whether the node answers /readyz with 200.
+func (c *Client) Ready(ctx context.Context) bool {
+	req, err := c.request(ctx, http.MethodGet, "/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func query(name, value string) string {
+	if value == "" {
+		return ""
+	}
+	return "?" + name + "=" + url.QueryEscape(value)
+}
+
+func (c *Client) request(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// do sends a request, retrying when retry is true and the failure is
+// transient, and decodes the answer into out.
+func (c *Client) do(ctx context.Context, method, path string, in, out any, retry bool) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		err, again := c.once(ctx, method, path, body, out)
+		if err == nil || !retry || !again || (c.Retries > 0 && attempt >= c.Retries) {
+			return err
+		}
+		wait := time.Duration(min(50<<min(attempt, 6), 2000)) * time.Millisecond
+		var ae *Error
+		if errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable {
+			wait = min(wait, time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// once sends one request; again reports whether it may be retried.
+func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) (err error, again bool) {
+	req, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return err, false
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ne net.Error
+		return err, ctx.Err() == nil && (errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection"))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		e := decodeError(resp)
+		return e, resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil, false
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("coapp: malformed answer: %w", err), false
+	}
+	return nil, false
+}
+
+func decodeError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Field   string `json:"field"`
+		} `json:"error"`
+	}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &Error{Status: resp.StatusCode}
+	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
+	} else {
+		e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), strings.TrimSpace(string(data))
+	}
+	return e
+}

@@ -1,0 +1,141 @@
+package coapp
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"coapp.coop/coapp/client"
+)
+
+// joinNode starts a node that joins the federation through via.
+func joinNode(tb testing.TB, id, via, token string, voter bool) *Node {
+	tb.Helper()
+	cfg := nodeConfig(tb.TempDir())
+	cfg.NodeID, cfg.Join, cfg.JoinToken, cfg.NonVoter = id, via, token, !voter
+	return mustStart(tb, cfg)
+}
+
+// converged waits until every node answers the same size and root.
+func converged(tb testing.TB, token string, size uint64, nodes ...*Node) client.LedgerInfo {
+	tb.Helper()
+	var info client.LedgerInfo
+	waitUntil(tb, fmt.Sprintf("all nodes at size %d", size), 20*time.Second, func() error {
+		for i, n := range nodes {
+			li, err := client.New(n.URL(), token).Ledger(context.Background(), "stale")
+			if err != nil {
+				return err
+			}
+			if li.Size != size {
+				return fmt.Errorf("%s at %d", n.ID(), li.Size)
+			}
+			if i > 0 && li.Root != info.Root {
+				tb.Fatalf("%s has root %s at size %d, %s has %s", n.ID(), li.Root, size, nodes[0].ID(), info.Root)
+			}
+			info = li
+		}
+		return nil
+	})
+	return info
+}
+
+func TestFederationOfThree(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	n1 := joinNode(t, "n1", n0.URL(), token, true)
+	n2 := joinNode(t, "n2", n1.URL(), token, true) // joins through a follower
+	ctx := testCtx(t)
+
+	// Writes through any node reach the leader.
+	var recs []client.Record
+	for i, n := range []*Node{n0, n1, n2} {
+		r := record(i)
+		recs = append(recs, r)
+		if _, err := client.New(n.URL(), token).Publish(ctx, []client.Record{r}); err != nil {
+			t.Fatalf("publish through %s: %v", n.ID(), err)
+		}
+	}
+	// Genesis, n0, token, n1, n2: 5 entries, then 3 records.
+	converged(t, token, 8, n0, n1, n2)
+
+	// Leader-level reads on a follower are answered by the leader.
+	info, err := client.New(n2.URL(), token).Record(ctx, recs[0].ID, "linearizable")
+	if err != nil || info.ID != recs[0].ID {
+		t.Errorf("linearizable read through a follower: %+v, %v", info, err)
+	}
+
+	cl, err := client.New(n1.URL(), token).Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl.Federation != "Test Federation" || cl.Leader != "n0" || len(cl.Nodes) != 3 {
+		t.Fatalf("Cluster = %+v", cl)
+	}
+	for _, ns := range cl.Nodes {
+		if ns.State == "unreachable" || ns.Suffrage != "voter" || ns.HTTPAddr == "" || ns.Size != 8 {
+			t.Errorf("node %+v", ns)
+		}
+	}
+
+	// Remove n2: the others go on without it.
+	if err := client.New(n1.URL(), token).RemoveNode(ctx, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(n1.URL(), token).Publish(ctx, []client.Record{record(10)}); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, token, 10, n0, n1)
+	cl, _ = client.New(n0.URL(), token).Cluster(ctx)
+	if len(cl.Nodes) != 2 {
+		t.Errorf("after removal the cluster has %d nodes", len(cl.Nodes))
+	}
+	if err := client.New(n0.URL(), token).RemoveNode(ctx, "n2"); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("removing n2 twice: %v, want 404", err)
+	}
+}
+
+func TestNonVoterPromoted(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	r := joinNode(t, "replica", n0.URL(), token, false)
+	ctx := testCtx(t)
+	if _, err := client.New(r.URL(), token).Publish(ctx, []client.Record{record(1)}); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, token, 5, n0, r)
+	st, err := client.New(r.URL(), token).Status(ctx)
+	if err != nil || st.Suffrage != "nonvoter" {
+		t.Fatalf("replica status = %+v, %v; want a nonvoter", st, err)
+	}
+	if err := client.New(r.URL(), token).PromoteNode(ctx, "replica"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "replica promoted", 10*time.Second, func() error {
+		st, err := client.New(r.URL(), token).Status(ctx)
+		if err != nil || st.Suffrage != "voter" {
+			return fmt.Errorf("%+v, %v", st, err)
+		}
+		return nil
+	})
+}
+
+func TestJoinRefusals(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	member, err := client.New(n0.URL(), token).CreateToken(testCtx(t), "coop-b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"no token": "", "member token": member.Token} {
+		cfg := nodeConfig(t.TempDir())
+		cfg.NodeID, cfg.Join, cfg.JoinToken = "intruder", n0.URL(), tok
+		if n, err := Open(testCtx(t), cfg); err == nil {
+			_ = n.Close(context.Background())
+			t.Errorf("%s: join succeeded", name)
+		}
+	}
+	cfg := nodeConfig(t.TempDir())
+	if n, err := Open(testCtx(t), cfg); err == nil {
+		_ = n.Close(context.Background())
+		t.Error("a node neither bootstrapping nor joining started")
+	}
+}

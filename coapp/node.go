@@ -1,0 +1,348 @@
+package coapp
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/internal/logging"
+	"coapp.coop/ledger"
+)
+
+// Config configures a Node. Zero fields take the defaults in their comments.
+type Config struct {
+	// Dir holds the node's ledger (see package ledger) and, on the node
+	// that bootstrapped the federation, admin.token. Required.
+	Dir string
+
+	// NodeID names the node in the cluster. Default: kept in Dir/node-id,
+	// or chosen on first start.
+	NodeID string
+
+	// HTTPAddr is the client API's listen address. Default: 127.0.0.1:7400.
+	// HTTPAdvertise is the URL host:port other nodes use to reach it.
+	// Default: the address bound.
+	HTTPAddr, HTTPAdvertise string
+
+	// RaftAddr is the Raft listen address. Default: 127.0.0.1:7401.
+	// RaftAdvertise is the address other nodes dial. Default: bound.
+	RaftAddr, RaftAdvertise string
+
+	// Bootstrap starts a new federation named Federation, whose founding
+	// member is Member (default "founder"). Its admin token is written to
+	// Dir/admin.token. Ignored when Dir already holds a ledger.
+	Bootstrap  bool
+	Federation string
+	Member     string
+
+	// Join is the URL of any node's HTTP API, to join its federation on
+	// first start, authenticated by JoinToken (an admin token). NonVoter
+	// joins as a read replica that does not vote.
+	Join      string
+	JoinToken string
+	NonVoter  bool
+
+	// TLS, when set, makes both the Raft transport and the HTTP API mutual
+	// TLS.
+	TLS TLSFiles
+
+	// MaxBodyBytes bounds a request body. Default: 4 MiB.
+	MaxBodyBytes int64
+
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+
+	// Ledger, when set, adjusts the ledger's configuration (timeouts,
+	// memory) before it opens.
+	Ledger func(*ledger.Config)
+}
+
+// Node is a federation node: a replicated ledger, the federation's view of
+// it, and the HTTP API. It is what an app embeds and what `coapp node` runs.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+	ledger *ledger.Ledger
+	view   *view
+
+	httpServer *http.Server
+	httpLn     net.Listener
+	httpURL    string       // this node's advertised API base URL
+	peer       *http.Client // to other nodes, with the node's TLS
+	metrics    *metrics
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// AdminTokenFile is where a bootstrapping node writes the founding
+// member's admin token, mode 0600.
+const AdminTokenFile = "admin.token"
+
+// Open starts a node: it opens the ledger, bootstraps or joins the
+// federation on first start, and serves the HTTP API. ctx bounds start-up.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Dir == "" {
+		return nil, invalid("dir", "required")
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:7400"
+	}
+	if cfg.RaftAddr == "" {
+		cfg.RaftAddr = "127.0.0.1:7401"
+	}
+	if cfg.Member == "" {
+		cfg.Member = "founder"
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.Bootstrap && cfg.Join != "" {
+		return nil, invalid("join", "cannot both bootstrap and join")
+	}
+	if cfg.Bootstrap && cfg.Federation == "" {
+		return nil, invalid("federation", "required to bootstrap")
+	}
+	n := &Node{cfg: cfg, logger: logging.Discard(cfg.Logger), view: newView(), metrics: newMetrics()}
+	if err := n.start(ctx); err != nil {
+		_ = n.Close(context.Background())
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	cfg := &n.cfg
+	serverTLS, clientTLS, err := cfg.TLS.tlsConfigs()
+	if err != nil {
+		return err
+	}
+	n.peer = &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64},
+	}
+
+	// Listen first, so that the advertised addresses are known when the
+	// node announces itself.
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("coapp: http listener on %s: %w", cfg.HTTPAddr, err)
+	}
+	advertise := cfg.HTTPAdvertise
+	if advertise == "" {
+		advertise = n.httpLn.Addr().String()
+	}
+	scheme := "http"
+	if serverTLS != nil {
+		scheme = "https"
+		n.httpLn = tls.NewListener(n.httpLn, serverTLS)
+	}
+	n.httpURL = scheme + "://" + advertise
+
+	lc := ledger.Config{
+		Dir:           cfg.Dir,
+		NodeID:        cfg.NodeID,
+		BindAddr:      cfg.RaftAddr,
+		AdvertiseAddr: cfg.RaftAdvertise,
+		Join:          !cfg.Bootstrap,
+		Logger:        n.logger,
+	}
+	if serverTLS != nil {
+		stream, err := newTLSStream(cfg.RaftAddr, cfg.RaftAdvertise, serverTLS, clientTLS)
+		if err != nil {
+			return err
+		}
+		lc.StreamLayer = stream
+	}
+	if cfg.Ledger != nil {
+		cfg.Ledger(&lc)
+	}
+	if n.ledger, err = ledger.Open(ctx, lc); err != nil {
+		return err
+	}
+	n.logger = n.logger.With("node", n.ledger.ID())
+
+	fctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.view.follow(fctx, n.ledger, func(err error) {
+			n.logger.Error("following the ledger stopped", "err", err)
+		})
+	}()
+
+	n.httpServer = &http.Server{
+		Handler:           n.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slogErrorLog(n.logger),
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpServer.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.logger.Error("http server stopped", "err", err)
+		}
+	}()
+
+	st, err := n.ledger.Status()
+	if err != nil {
+		return err
+	}
+	switch {
+	case cfg.Bootstrap:
+		return n.bootstrap(ctx)
+	case len(st.Servers) == 0 && cfg.Join != "":
+		return n.join(ctx)
+	case len(st.Servers) == 0:
+		return invalid("join", "the node belongs to no federation: bootstrap one or join one")
+	}
+	return nil
+}
+
+// bootstrap writes the genesis, this node's address and the founder's admin
+// token, unless the ledger already holds a federation.
+func (n *Node) bootstrap(ctx context.Context) error {
+	size := uint64(0)
+	if err := n.ledger.Read(ctx, ledger.Leader, func(v *ledger.View) error {
+		size = v.Size()
+		return nil
+	}); err != nil {
+		return err
+	}
+	if size > 0 {
+		n.logger.Info("federation already bootstrapped; reopened")
+		return nil
+	}
+	token, op, err := newToken(n.cfg.Member, true)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	entries := []ledger.Entry{
+		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member}),
+		systemEntry(KindNode, n.cfg.Member, now, n.selfInfo(true)),
+		systemEntry(KindToken, n.cfg.Member, now, op),
+	}
+	if _, err := n.ledger.Append(ctx, entries...); err != nil {
+		return err
+	}
+	path := filepath.Join(n.cfg.Dir, AdminTokenFile)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("coapp: write admin token: %w", err)
+	}
+	n.logger.Info("bootstrapped federation", "federation", n.cfg.Federation, "admin_token_file", path)
+	return nil
+}
+
+func (n *Node) selfInfo(voter bool) NodeInfo {
+	return NodeInfo{ID: n.ledger.ID(), RaftAddr: n.ledger.Addr(), HTTPAddr: n.httpURL, Voter: voter}
+}
+
+// systemEntry makes a ledger entry for one of the federation's own
+// operations; its id is random, as the operation is not retried by id.
+func systemEntry(kind, author string, t time.Time, payload any) ledger.Entry {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		panic(err) // only our own types, which always marshal
+	}
+	return ledger.Entry{ID: uuid.Must(uuid.NewV7()), Kind: kind, Author: author, Time: t, Payload: b}
+}
+
+// joinRequest is the body of POST /v1/cluster/join.
+type joinRequest struct {
+	NodeInfo
+}
+
+// join asks the federation at cfg.Join to add this node, retrying until it
+// succeeds or ctx ends.
+func (n *Node) join(ctx context.Context) error {
+	body, _ := json.Marshal(joinRequest{n.selfInfo(!n.cfg.NonVoter)})
+	for attempt := 0; ; attempt++ {
+		err := n.postJSON(ctx, n.cfg.Join+"/v1/cluster/join", n.cfg.JoinToken, body)
+		if err == nil {
+			n.logger.Info("joined federation", "via", n.cfg.Join)
+			return nil
+		}
+		var apiErr *apiError
+		if errors.As(err, &apiErr) && apiErr.status < 500 {
+			return fmt.Errorf("coapp: join through %s: %w", n.cfg.Join, err)
+		}
+		n.logger.Warn("join failed; retrying", "via", n.cfg.Join, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("coapp: join through %s: %w (last error: %v)", n.cfg.Join, ctx.Err(), err)
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 5)
+	return d
+}
+
+// postJSON posts body to url with a bearer token, for node-to-node calls.
+func (n *Node) postJSON(ctx context.Context, url, token string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := n.peer.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	return decodeAPIError(resp)
+}
+
+// Ledger returns the node's ledger.
+func (n *Node) Ledger() *ledger.Ledger { return n.ledger }
+
+// URL returns the base URL of the node's HTTP API.
+func (n *Node) URL() string { return n.httpURL }
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.ledger.ID() }
+
+// Close stops the HTTP API (letting requests in flight finish, within ctx),
+// then the ledger. It is safe to call more than once.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.httpServer != nil {
+			errs = append(errs, n.httpServer.Shutdown(ctx))
+		} else if n.httpLn != nil {
+			errs = append(errs, n.httpLn.Close())
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		if n.ledger != nil {
+			errs = append(errs, n.ledger.Close(ctx))
+		}
+		n.wg.Wait()
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}

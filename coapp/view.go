@@ -1,0 +1,169 @@
+package coapp
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"sync"
+
+	"coapp.coop/ledger"
+)
+
+// Ledger kinds of the federation's own entries.
+const (
+	KindGenesis = "coapp.genesis/v1"
+	KindNode    = "coapp.node/v1"
+	KindToken   = "coapp.token/v1"
+)
+
+// genesis founds a federation.
+type genesis struct {
+	Federation string `json:"federation"`
+	Founder    string `json:"founder"`
+}
+
+// NodeInfo describes a node of the federation: its Raft and HTTP
+// addresses, as announced when it was bootstrapped or joined.
+type NodeInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Voter    bool   `json:"voter"`
+	Removed  bool   `json:"removed,omitempty"`
+}
+
+// tokenOp creates or revokes an API token. Only the SHA-256 of the token's
+// secret is ever written.
+type tokenOp struct {
+	Op     string `json:"op"` // "create" or "revoke"
+	ID     string `json:"id"`
+	Hash   []byte `json:"hash,omitempty"`
+	Member string `json:"member,omitempty"`
+	Admin  bool   `json:"admin,omitempty"`
+}
+
+type tokenRec struct {
+	hash   [sha256.Size]byte
+	member string
+	admin  bool
+}
+
+// view is the federation's state as this node has applied it: genesis,
+// nodes, tokens. A goroutine follows the ledger into it. Every replica
+// builds the same view at the same index.
+type view struct {
+	mu      sync.RWMutex
+	genesis *genesis
+	nodes   map[string]NodeInfo
+	tokens  map[string]tokenRec
+	next    uint64 // the next ledger index to apply
+	records uint64
+}
+
+func newView() *view {
+	return &view{nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}}
+}
+
+// follow applies the ledger to the view until ctx ends.
+func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) {
+	for e, err := range l.Follow(ctx, 0) {
+		if err != nil {
+			if ctx.Err() == nil {
+				onErr(err)
+			}
+			return
+		}
+		v.apply(e)
+	}
+}
+
+func (v *view) apply(e ledger.Entry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.next = e.Index + 1
+	switch e.Kind {
+	case KindRecord:
+		v.records++
+	case KindGenesis:
+		var g genesis
+		if json.Unmarshal(e.Payload, &g) == nil && v.genesis == nil {
+			v.genesis = &g
+		}
+	case KindNode:
+		var n NodeInfo
+		if json.Unmarshal(e.Payload, &n) == nil && n.ID != "" {
+			if n.Removed {
+				delete(v.nodes, n.ID)
+			} else {
+				v.nodes[n.ID] = n
+			}
+		}
+	case KindToken:
+		var op tokenOp
+		if json.Unmarshal(e.Payload, &op) != nil {
+			return
+		}
+		switch op.Op {
+		case "create":
+			if len(op.Hash) == sha256.Size {
+				var h [sha256.Size]byte
+				copy(h[:], op.Hash)
+				v.tokens[op.ID] = tokenRec{hash: h, member: op.Member, admin: op.Admin}
+			}
+		case "revoke":
+			delete(v.tokens, op.ID)
+		}
+	}
+}
+
+// caller is who a request acts for.
+type caller struct {
+	member string
+	admin  bool
+}
+
+// authenticate checks a token against the view, in constant time.
+func (v *view) authenticate(token string) (caller, bool) {
+	id, secret, ok := splitToken(token)
+	if !ok {
+		return caller{}, false
+	}
+	v.mu.RLock()
+	rec, found := v.tokens[id]
+	v.mu.RUnlock()
+	h := sha256.Sum256([]byte(secret))
+	if !found || subtle.ConstantTimeCompare(h[:], rec.hash[:]) != 1 {
+		return caller{}, false
+	}
+	return caller{member: rec.member, admin: rec.admin}, true
+}
+
+func (v *view) node(id string) (NodeInfo, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	n, ok := v.nodes[id]
+	return n, ok
+}
+
+func (v *view) federation() (genesis, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.genesis == nil {
+		return genesis{}, false
+	}
+	return *v.genesis, true
+}
+
+func (v *view) hasToken(id string) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	_, ok := v.tokens[id]
+	return ok
+}
+
+func (v *view) applied() uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.next
+}
