@@ -115,9 +115,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Bootstrap && cfg.Join != "" {
 		return nil, invalid("join", "cannot both bootstrap and join")
 	}
-	if cfg.Bootstrap && cfg.Federation == "" {
-		return nil, invalid("federation", "required to bootstrap")
-	}
 	n := &Node{cfg: cfg, logger: logging.Discard(cfg.Logger), view: newView(), metrics: newMetrics()}
 	if err := n.start(ctx); err != nil {
 		_ = n.Close(context.Background())
@@ -227,7 +224,10 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	}
 	if size > 0 {
 		n.logger.Info("federation already bootstrapped; reopened")
-		return nil
+		return n.announce(ctx)
+	}
+	if n.cfg.Federation == "" {
+		return invalid("federation", "required to bootstrap a new federation")
 	}
 	token, op, err := newToken(n.cfg.Member, true)
 	if err != nil {
@@ -248,6 +248,27 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	}
 	n.logger.Info("bootstrapped federation", "federation", n.cfg.Federation, "admin_token_file", path)
 	return nil
+}
+
+// announce records this node's addresses in the ledger when the view does
+// not hold them as they are now: after a restore from backup (a new node
+// id) or a restart on other addresses. It runs on the bootstrapping node,
+// which leads.
+func (n *Node) announce(ctx context.Context) error {
+	st, err := n.ledger.Status()
+	if err != nil {
+		return err
+	}
+	// Let the view catch up with the ledger first.
+	for n.view.applied() < st.Size && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	self := n.selfInfo(true)
+	if known, ok := n.view.node(self.ID); ok && known == self {
+		return nil
+	}
+	_, err = n.ledger.Append(ctx, systemEntry(KindNode, n.cfg.Member, time.Now().UTC(), self))
+	return err
 }
 
 func (n *Node) selfInfo(voter bool) NodeInfo {

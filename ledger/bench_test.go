@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -15,10 +14,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
-	"github.com/hashicorp/raft"
 
-	"coapp.coop/internal/logging"
-	"coapp.coop/ledger/raftbadger"
+	"coapp.coop/internal/raftfloor"
 )
 
 // The benchmarks compare the ledger with the floors of its own
@@ -137,13 +134,14 @@ func BenchmarkFloorRaftApply(b *testing.B) {
 		tuned     bool
 	}{{"raft", "callers=256/defaults", false}, {"raft_tuned", "callers=256", true}} {
 		b.Run(floor.sub, func(b *testing.B) {
-			r, cleanup := openTrivialRaft(b, floor.tuned)
-			defer cleanup()
+			c, err := raftfloor.Start(context.Background(), b.TempDir(), raftfloor.Options{Nodes: 1, Tuned: floor.tuned})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
 			cmd := benchPayload(benchRecordSize)
 			b.ResetTimer()
-			runCallers(b, 256, b.N, func(uint64) error {
-				return r.Apply(cmd, 10*time.Second).Error()
-			})
+			runCallers(b, 256, b.N, func(uint64) error { return c.Apply(cmd) })
 			b.StopTimer()
 			reportRate(b, int64(b.N), floor.name)
 		})
@@ -206,96 +204,5 @@ func BenchmarkAppend(b *testing.B) {
 			b.StopTimer()
 			reportRate(b, int64(calls*shape.batch), "", shape.floors...)
 		})
-	}
-}
-
-// trivialFSM applies nothing: the floor of Raft itself.
-type trivialFSM struct{}
-
-func (trivialFSM) Apply(*raft.Log) any                 { return nil }
-func (trivialFSM) Snapshot() (raft.FSMSnapshot, error) { return trivialSnapshot{}, nil }
-func (trivialFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
-
-type trivialSnapshot struct{}
-
-func (trivialSnapshot) Persist(s raft.SnapshotSink) error { return s.Close() }
-func (trivialSnapshot) Release()                          {}
-
-// openTrivialRaft starts a one-node Raft with the ledger's stores, transport
-// and settings, and a trivial FSM.
-func openTrivialRaft(b *testing.B, tuned bool) (*raft.Raft, func()) {
-	cfg := benchConfig(b.TempDir())
-	cfg.setDefaults()
-	store, err := raftbadger.Open(filepath.Join(cfg.Dir, "raft"), raftbadger.Config{MemTableSize: cfg.MemTableSize})
-	if err != nil {
-		b.Fatal(err)
-	}
-	logger := logging.HCLog(logging.Discard(nil), "raft")
-	trans, err := newTransport(&cfg, logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rc := raft.DefaultConfig()
-	rc.LocalID = "floor"
-	rc.Logger = logger
-	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
-	if tuned {
-		rc.MaxAppendEntries = cfg.MaxAppendEntries
-		rc.BatchApplyCh = true
-	}
-	rc.NoLegacyTelemetry = true
-	logs, _ := raft.NewLogCache(512, store)
-	snaps := raft.NewDiscardSnapshotStore()
-	boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
-	if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, boot); err != nil {
-		b.Fatal(err)
-	}
-	r, err := raft.NewRaft(rc, trivialFSM{}, logs, store, snaps, trans)
-	if err != nil {
-		b.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for r.State() != raft.Leader {
-		if time.Now().After(deadline) {
-			b.Fatal("no leadership")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return r, func() {
-		_ = r.Shutdown().Error()
-		_ = trans.Close()
-		_ = store.Close()
-	}
-}
-
-// BenchmarkReadProof measures one Stale read that builds an inclusion proof
-// for a random entry of a 20,000-entry log: a chunk read and the rehashing
-// of the lower tree levels, plus the stored upper ones.
-func BenchmarkReadProof(b *testing.B) {
-	l, err := Open(context.Background(), benchConfig(b.TempDir()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close(context.Background())
-	const size = 20000
-	for i := 0; i < size; i += 100 {
-		batch := make([]Entry, 100)
-		for j := range batch {
-			batch[j] = benchEntry(uint64(i + j))
-		}
-		if _, err := l.Append(context.Background(), batch...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var i uint64
-	for b.Loop() {
-		i = (i + 7919) % size
-		err := l.Read(context.Background(), Stale, func(v *View) error {
-			_, err := v.InclusionProof(i, v.Size())
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/coapp"
+	"coapp.coop/coapp/client"
+	"coapp.coop/internal/raftfloor"
+	"coapp.coop/ledger"
+)
+
+// runBench publishes a bounded load over HTTP to an in-process cluster (or
+// to running nodes with --target) and, in the same run, measures the floor:
+// raw hashicorp/raft Apply with a trivial state machine on the same stores
+// and cluster size, with as many records per Apply as per request.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("bench", stderr)
+	nodes := f.int("nodes", 1, "in-process cluster size: 1 or 3")
+	records := f.int("records", 100000, "records to publish")
+	clients := f.int("clients", 64, "concurrent clients")
+	batch := f.int("batch", 100, "records per request (and per Apply for the floor)")
+	size := f.int("size", 300, "bytes per record")
+	target := f.string("target", "", "URL of a running node to load instead of an in-process cluster")
+	token := f.string("token", "", "token for --target")
+	floor := f.bool("floor", true, "measure the raw Raft floor too")
+	if err := f.parse(args, 0); err != nil {
+		return err
+	}
+	if *nodes != 1 && *nodes != 3 {
+		return usageError{"--nodes must be 1 or 3"}
+	}
+	if *records < 1 || *clients < 1 || *batch < 1 || *size < 64 {
+		return usageError{"--records, --clients and --batch must be positive, --size at least 64"}
+	}
+	dir, err := os.MkdirTemp("", "coapp-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	url, tok := *target, *token
+	if url == "" {
+		cluster, err := startBenchCluster(ctx, dir, *nodes)
+		if err != nil {
+			return err
+		}
+		defer cluster.close()
+		url, tok = cluster.nodes[0].URL(), cluster.token
+	}
+	fmt.Fprintf(stdout, "coapp bench: %d node(s), %d records of %d bytes, %d clients, %d records per request\n",
+		*nodes, *records, *size, *clients, *batch)
+
+	c := client.New(url, tok)
+	requests := (*records + *batch - 1) / *batch
+	res, err := measure(*clients, requests, func(i int) error {
+		_, err := c.Publish(ctx, benchRecords(i, *batch, *size))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	res.print(stdout, "coapp over HTTP", requests**batch)
+	if !*floor {
+		return nil
+	}
+	fc, err := raftfloor.Start(ctx, dir, raftfloor.Options{Nodes: *nodes})
+	if err != nil {
+		return err
+	}
+	defer fc.Close()
+	cmd := make([]byte, *batch**size)
+	_, _ = rand.Read(cmd)
+	fres, err := measure(*clients, requests, func(int) error { return fc.Apply(cmd) })
+	if err != nil {
+		return err
+	}
+	fres.print(stdout, fmt.Sprintf("raw Raft floor (%d records per Apply)", *batch), requests**batch)
+	fmt.Fprintf(stdout, "ratio: %.2fx the floor\n", res.rate(requests**batch)/fres.rate(requests**batch))
+	return nil
+}
+
+// benchCluster is an in-process federation on loopback.
+type benchCluster struct {
+	nodes []*coapp.Node
+	token string
+}
+
+func startBenchCluster(ctx context.Context, dir string, n int) (*benchCluster, error) {
+	bc := &benchCluster{}
+	tune := func(c *ledger.Config) {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	}
+	for i := 0; i < n; i++ {
+		cfg := coapp.Config{
+			Dir:      fmt.Sprintf("%s/node-%d", dir, i),
+			NodeID:   fmt.Sprintf("bench-%d", i),
+			HTTPAddr: "127.0.0.1:0",
+			RaftAddr: "127.0.0.1:0",
+			Ledger:   tune,
+		}
+		if i == 0 {
+			cfg.Bootstrap, cfg.Federation = true, "bench"
+		} else {
+			cfg.Join, cfg.JoinToken = bc.nodes[0].URL(), bc.token
+		}
+		node, err := coapp.Open(ctx, cfg)
+		if err != nil {
+			bc.close()
+			return nil, err
+		}
+		bc.nodes = append(bc.nodes, node)
+		if i == 0 {
+			b, err := os.ReadFile(cfg.Dir + "/" + coapp.AdminTokenFile)
+			if err != nil {
+				bc.close()
+				return nil, err
+			}
+			bc.token = string(b[:len(b)-1])
+		}
+	}
+	return bc, nil
+}
+
+func (bc *benchCluster) close() {
+	for i := len(bc.nodes) - 1; i >= 0; i-- {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = bc.nodes[i].Close(ctx)
+		cancel()
+	}
+}
+
+// benchRecords makes request i's records, each about size bytes of JSON.
+func benchRecords(i, n, size int) []client.Record {
+	out := make([]client.Record, n)
+	pad := make([]byte, (size-150)/2)
+	for j := range out {
+		_, _ = rand.Read(pad)
+		out[j] = client.Record{
+			ID:      uuid.Must(uuid.NewV7()),
+			Type:    "purchase",
+			Subject: fmt.Sprintf("member-%d-%d", i, j),
+			Time:    time.Now().UTC(),
+			Fields:  map[string]json.RawMessage{"note": json.RawMessage(`"` + hex.EncodeToString(pad) + `"`)},
+		}
+	}
+	return out
+}
+
+// result is one measured load.
+type result struct {
+	elapsed time.Duration
+	lat     []time.Duration
+}
+
+// measure runs total operations over clients goroutines.
+func measure(clients, total int, op func(i int) error) (result, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	lat := make([]time.Duration, total)
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total {
+					return
+				}
+				t := time.Now()
+				if err := op(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	slices.Sort(lat)
+	return result{elapsed: time.Since(start), lat: lat}, nil
+}
+
+func (r result) rate(records int) float64 { return float64(records) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
+}
+
+func (r result) print(w io.Writer, name string, records int) {
+	fmt.Fprintf(w, "  %-40s %10.0f records/s   p50 %-9v p99 %-9v p999 %v\n", name, r.rate(records),
+		r.pct(0.50).Round(10*time.Microsecond), r.pct(0.99).Round(10*time.Microsecond), r.pct(0.999).Round(10*time.Microsecond))
+}

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/coapp/client"
+	"coapp.coop/ledger"
+)
+
+// clientFlags are the flags of every command that talks to a node.
+type clientFlags struct {
+	url, token, tokenFile, cert, key, ca *string
+}
+
+func addClientFlags(f flags) clientFlags {
+	return clientFlags{
+		url:       f.string("url", "http://127.0.0.1:7400", "the node's API URL"),
+		token:     f.string("token", "", "API token"),
+		tokenFile: f.string("token-file", "", "file holding the API token (such as <dir>/admin.token)"),
+		cert:      f.string("tls-cert", "", "client certificate for mutual TLS"),
+		key:       f.string("tls-key", "", "key for --tls-cert"),
+		ca:        f.string("tls-ca", "", "CA that signs the node's certificate"),
+	}
+}
+
+func (cf clientFlags) client() (*client.Client, error) {
+	token := *cf.token
+	if token == "" && *cf.tokenFile != "" {
+		b, err := os.ReadFile(*cf.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return nil, usageError{"a token is needed: --token, --token-file or $COAPP_TOKEN"}
+	}
+	var opts []client.Option
+	if *cf.cert != "" || *cf.ca != "" {
+		cfg, err := clientTLS(*cf.cert, *cf.key, *cf.ca)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithTLS(cfg))
+	}
+	return client.New(*cf.url, token, opts...), nil
+}
+
+func clientTLS(cert, key, ca string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", ca)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"token create --member M [--admin] | token revoke ID"}
+	}
+	f := newFlags("token "+args[0], stderr)
+	cf := addClientFlags(f)
+	switch args[0] {
+	case "create":
+		member := f.String("member", "", "the member the token acts for")
+		admin := f.Bool("admin", false, "an admin token (manages tokens and the cluster)")
+		if err := f.parse(args[1:], 0); err != nil {
+			return err
+		}
+		if *member == "" {
+			return usageError{"--member is required"}
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		tok, err := c.CreateToken(ctx, *member, *admin)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, tok)
+	case "revoke":
+		if err := f.parse(args[1:], 1); err != nil {
+			return err
+		}
+		if f.NArg() != 1 {
+			return usageError{"token revoke ID"}
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		if err := c.RevokeToken(ctx, f.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "revoked", f.Arg(0))
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown token command %q", args[0])}
+}
+
+func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{`records publish FILE|- | records get ID`}
+	}
+	f := newFlags("records "+args[0], stderr)
+	cf := addClientFlags(f)
+	consistency := f.string("consistency", "", "stale, leader (default) or linearizable")
+	if err := f.parse(args[1:], 1); err != nil {
+		return err
+	}
+	if f.NArg() != 1 {
+		return usageError{fmt.Sprintf("records %s needs one argument", args[0])}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "publish":
+		in := io.Reader(os.Stdin)
+		if f.Arg(0) != "-" {
+			file, err := os.Open(f.Arg(0))
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			in = file
+		}
+		var body struct {
+			Records []client.Record `json:"records"`
+		}
+		dec := json.NewDecoder(in)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return fmt.Errorf(`reading {"records":[...]}: %w`, err)
+		}
+		rs, err := c.Publish(ctx, body.Records)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, map[string]any{"receipts": rs})
+	case "get":
+		id, err := uuid.Parse(f.Arg(0))
+		if err != nil {
+			return usageError{"the record id must be a UUID"}
+		}
+		info, err := c.Record(ctx, id, *consistency)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, info)
+	}
+	return usageError{fmt.Sprintf("unknown records command %q", args[0])}
+}
+
+func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	f := newFlags("ledger", stderr)
+	cf := addClientFlags(f)
+	consistency := f.string("consistency", "", "stale, leader (default) or linearizable")
+	if err := f.parse(args, 2); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	nums := make([]uint64, f.NArg())
+	for i, a := range f.Args() {
+		if nums[i], err = strconv.ParseUint(a, 10, 64); err != nil {
+			return usageError{fmt.Sprintf("%q is not an index", a)}
+		}
+	}
+	info, err := c.Ledger(ctx, *consistency)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub == "":
+		return printJSON(stdout, info)
+	case sub == "prove" && len(nums) == 1:
+		p, err := c.InclusionProof(ctx, nums[0], info.Size, *consistency)
+		if err != nil {
+			return err
+		}
+		return printProof(stdout, p, p.Verify())
+	case sub == "consistency" && len(nums) == 2:
+		p, err := c.ConsistencyProof(ctx, nums[0], nums[1], *consistency)
+		if err != nil {
+			return err
+		}
+		return printProof(stdout, p, p.Verify())
+	}
+	return usageError{"ledger | ledger prove INDEX | ledger consistency FROM TO"}
+}
+
+// printProof prints a proof and whether it verified here, with hashes alone.
+func printProof(w io.Writer, p any, verr error) error {
+	if err := printJSON(w, p); err != nil {
+		return err
+	}
+	if verr != nil {
+		return fmt.Errorf("the proof does not verify: %w", verr)
+	}
+	fmt.Fprintln(w, "verified")
+	return nil
+}
+
+func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	f := newFlags("cluster", stderr)
+	cf := addClientFlags(f)
+	if err := f.parse(args, 1); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub == "" && f.NArg() == 0:
+		cl, err := c.Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, cl)
+	case sub == "remove" && f.NArg() == 1:
+		if err := c.RemoveNode(ctx, f.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "removed", f.Arg(0))
+		return nil
+	case sub == "promote" && f.NArg() == 1:
+		if err := c.PromoteNode(ctx, f.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "promoted", f.Arg(0))
+		return nil
+	}
+	return usageError{"cluster | cluster remove ID | cluster promote ID"}
+}
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("backup", stderr)
+	cf := addClientFlags(f)
+	out := f.String("out", "", "file to write the backup to")
+	if err := f.parse(args, 0); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError{"--out is required"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	tmp := *out + ".partial"
+	file, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = c.Backup(ctx, file)
+	if err == nil {
+		err = file.Sync()
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, *out); err != nil {
+		return err
+	}
+	fi, _ := os.Stat(*out)
+	fmt.Fprintf(stdout, "backup written to %s (%d bytes)\n", *out, fi.Size())
+	return nil
+}
+
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("restore", stderr)
+	dir := f.string("dir", "", "new node's data directory (must not hold a ledger)")
+	if err := f.parse(args, 1); err != nil {
+		return err
+	}
+	if *dir == "" || f.NArg() != 1 {
+		return usageError{"restore --dir DIR BACKUP"}
+	}
+	file, err := os.Open(f.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	size, root, err := ledger.RestoreBackup(ctx, *dir, file)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %d entries, root %s, into %s\nstart it with: coapp node --bootstrap --dir %s\n", size, root, *dir, *dir)
+	return nil
+}

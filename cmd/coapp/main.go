@@ -1,0 +1,145 @@
+// Command coapp runs a federation node and talks to one over its HTTP API.
+//
+//	coapp node --bootstrap --federation "Emilia Coops" --dir data
+//	coapp node --join http://10.0.0.1:7400 --token "$ADMIN" --dir data --id n2
+//	coapp token create --member coop-b
+//	coapp records publish records.json
+//	coapp ledger
+//	coapp backup --out ledger.backup
+//	coapp restore --dir newdata ledger.backup
+//	coapp bench --nodes 3 --clients 256 --batch 100
+//
+// Every flag can also be set through an environment variable named after
+// it: --dir is COAPP_DIR, --tls-cert is COAPP_TLS_CERT, and so on. Run
+// `coapp <command> -h` for a command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"node", "run a federation node", runNode},
+		{"token", "create or revoke API tokens: token create --member M | token revoke ID", runToken},
+		{"records", "publish or look up records: records publish FILE | records get ID", runRecords},
+		{"ledger", "show the ledger's size and root, or prove: ledger [prove I | consistency A B]", runLedger},
+		{"cluster", "show or change the cluster: cluster [remove ID | promote ID]", runCluster},
+		{"backup", "stream a consistent backup from a running node to a file", runBackup},
+		{"restore", "seed a new node's directory from a backup", runRestore},
+		{"bench", "measure throughput and latency against the raw Raft floor", runBench},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "coapp:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return usageError{"a command is required"}
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: coapp <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nEvery flag can also be set as an environment variable: --tls-cert is COAPP_TLS_CERT.")
+}
+
+// flags is a FlagSet whose defaults come from COAPP_* environment variables.
+type flags struct {
+	*flag.FlagSet
+}
+
+func newFlags(name string, stderr io.Writer) flags {
+	fs := flag.NewFlagSet("coapp "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return flags{fs}
+}
+
+func envName(flagName string) string {
+	return "COAPP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (f flags) string(name, def, usage string) *string {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		def = v
+	}
+	return f.String(name, def, usage+" ($"+envName(name)+")")
+}
+
+func (f flags) bool(name string, def bool, usage string) *bool {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		def = v == "1" || strings.EqualFold(v, "true") || strings.EqualFold(v, "yes")
+	}
+	return f.Bool(name, def, usage+" ($"+envName(name)+")")
+}
+
+func (f flags) int(name string, def int, usage string) *int {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		if _, err := fmt.Sscan(v, &def); err != nil {
+			fmt.Fprintf(f.Output(), "ignoring $%s=%q: not a number\n", envName(name), v)
+		}
+	}
+	return f.Int(name, def, usage+" ($"+envName(name)+")")
+}
+
+// parse parses args and refuses stray arguments beyond max.
+func (f flags) parse(args []string, max int) error {
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > max {
+		return usageError{fmt.Sprintf("unexpected arguments: %s", strings.Join(f.Args()[max:], " "))}
+	}
+	return nil
+}

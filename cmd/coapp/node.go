@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"coapp.coop/coapp"
+)
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("node", stderr)
+	dir := f.string("dir", "coapp-data", "data directory")
+	id := f.string("id", "", "node id (default: kept in <dir>/node-id, or chosen on first start)")
+	httpAddr := f.string("http", "127.0.0.1:7400", "client API listen address")
+	httpAdv := f.string("http-advertise", "", "client API address other nodes use (default: --http)")
+	raftAddr := f.string("raft", "127.0.0.1:7401", "Raft listen address")
+	raftAdv := f.string("raft-advertise", "", "Raft address other nodes dial (default: --raft)")
+	bootstrap := f.bool("bootstrap", false, "start a new federation (with --federation)")
+	federation := f.string("federation", "", "the new federation's name, with --bootstrap")
+	member := f.string("member", "founder", "the founding member's id, with --bootstrap")
+	join := f.string("join", "", "URL of any node's HTTP API, to join its federation")
+	token := f.string("token", "", "admin token used to join")
+	voter := f.bool("voter", true, "join as a voter; --voter=false joins as a non-voting read replica")
+	cert := f.string("tls-cert", "", "PEM certificate for mutual TLS (Raft and HTTP)")
+	key := f.string("tls-key", "", "PEM key for --tls-cert")
+	ca := f.string("tls-ca", "", "PEM CA that signs every node's and client's certificate")
+	logFormat := f.string("log-format", "text", "log format: text or json")
+	maxBody := f.int("max-body", 4<<20, "largest request body in bytes")
+	if err := f.parse(args, 0); err != nil {
+		return err
+	}
+	var handler slog.Handler
+	switch *logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, nil)
+	case "json":
+		handler = slog.NewJSONHandler(stderr, nil)
+	default:
+		return usageError{"--log-format must be text or json"}
+	}
+	logger := slog.New(handler)
+
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	n, err := coapp.Open(startCtx, coapp.Config{
+		Dir:           *dir,
+		NodeID:        *id,
+		HTTPAddr:      *httpAddr,
+		HTTPAdvertise: *httpAdv,
+		RaftAddr:      *raftAddr,
+		RaftAdvertise: *raftAdv,
+		Bootstrap:     *bootstrap,
+		Federation:    *federation,
+		Member:        *member,
+		Join:          *join,
+		JoinToken:     *token,
+		NonVoter:      !*voter,
+		TLS:           coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
+		MaxBodyBytes:  int64(*maxBody),
+		Logger:        logger,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "coapp node %s serving %s\n", n.ID(), n.URL())
+	if *bootstrap {
+		fmt.Fprintf(stdout, "admin token: %s\n", filepath.Join(*dir, coapp.AdminTokenFile))
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelClose()
+	return n.Close(closeCtx)
+}
