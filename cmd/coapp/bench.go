@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	target := f.string("target", "", "URL of a running node to load instead of an in-process cluster")
 	token := f.string("token", "", "token for --target")
 	floor := f.bool("floor", true, "measure the raw Raft floor too")
+	cpuprofile := f.string("cpuprofile", "", "write a CPU profile of the load (not the floor) to this file")
 	if err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -64,10 +66,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	c := client.New(url, tok)
 	requests := (*records + *batch - 1) / *batch
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+	}
 	res, err := measure(*clients, requests, func(i int) error {
 		_, err := c.Publish(ctx, benchRecords(i, *batch, *size))
 		return err
 	})
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return err
 	}
