@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"coapp.coop/coapp"
+	"coapp.coop/ledger"
 )
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -30,6 +31,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ca := f.string("tls-ca", "", "PEM CA that signs every node's and client's certificate")
 	logFormat := f.string("log-format", "text", "log format: text or json")
 	maxBody := f.int("max-body", 4<<20, "largest request body in bytes")
+	snapThreshold := f.int("snapshot-threshold", 8192, "Raft log entries between snapshots")
+	trailing := f.int("trailing-logs", 0, "Raft log entries kept behind a snapshot (default 1.25 x --snapshot-threshold)")
+	election := f.string("election-timeout", "1s", "Raft heartbeat and election timeout")
 	if err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -43,6 +47,19 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{"--log-format must be text or json"}
 	}
 	logger := slog.New(handler)
+	electionTimeout, err := time.ParseDuration(*election)
+	if err != nil || electionTimeout < 10*time.Millisecond {
+		return usageError{"--election-timeout must be a duration of at least 10ms"}
+	}
+	if *snapThreshold < 1 || *trailing < 0 {
+		return usageError{"--snapshot-threshold must be positive and --trailing-logs not negative"}
+	}
+	tune := func(c *ledger.Config) {
+		c.HeartbeatTimeout, c.ElectionTimeout = electionTimeout, electionTimeout
+		c.LeaderLeaseTimeout = electionTimeout / 2
+		c.SnapshotThreshold = uint64(*snapThreshold)
+		c.TrailingLogs = uint64(*trailing)
+	}
 
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -62,6 +79,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		TLS:           coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
 		MaxBodyBytes:  int64(*maxBody),
 		Logger:        logger,
+		Ledger:        tune,
 	})
 	if err != nil {
 		return err

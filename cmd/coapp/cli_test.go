@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// coapp runs a client command in-process and returns its output.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := run(ctx, args, &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+// TestCommandLine runs a node process and drives it with the commands a
+// member and an operator type.
+func TestCommandLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the coapp binary")
+	}
+	node, token := bootstrapProc(t, "n0")
+	waitFor(t, "node ready", 30*time.Second, func() error { return readyz(node.url()) })
+	t.Setenv("COAPP_URL", node.url())
+	t.Setenv("COAPP_TOKEN", token)
+
+	out, err := runCLI(t, "token", "create", "--member", "coop-b")
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, out)
+	}
+	var tok struct{ ID, Token, Member string }
+	if err := json.Unmarshal([]byte(out), &tok); err != nil || tok.Member != "coop-b" {
+		t.Fatalf("token create printed %q", out)
+	}
+
+	recs := filepath.Join(t.TempDir(), "records.json")
+	body := `{"records":[{"id":"0193a3c2-0000-7000-8000-0000000000aa","type":"harvest","subject":"grower-17","time":"2026-09-14T08:00:00Z","fields":{"kg":120}}]}`
+	if err := os.WriteFile(recs, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, "records", "publish", "--token", tok.Token, recs)
+	if err != nil || !strings.Contains(out, `"index": 4`) {
+		t.Fatalf("records publish: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "records", "get", "--consistency", "linearizable", "0193a3c2-0000-7000-8000-0000000000aa")
+	if err != nil || !strings.Contains(out, `"member": "coop-b"`) {
+		t.Fatalf("records get: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "ledger", "prove", "4")
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
+		t.Fatalf("ledger prove: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "ledger", "consistency", "2", "4")
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
+		t.Fatalf("ledger consistency: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "cluster")
+	if err != nil || !strings.Contains(out, `"leader": "n0"`) {
+		t.Fatalf("cluster: %v\n%s", err, out)
+	}
+
+	// Backup from the running node, restore into a new directory: the
+	// restored root is the node's.
+	var info struct{ Root string }
+	out, _ = runCLI(t, "ledger")
+	if err := json.Unmarshal([]byte(out), &info); err != nil || info.Root == "" {
+		t.Fatalf("ledger printed %q", out)
+	}
+	backup := filepath.Join(t.TempDir(), "ledger.backup")
+	if out, err = runCLI(t, "backup", "--out", backup); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	newDir := filepath.Join(t.TempDir(), "restored")
+	out, err = runCLI(t, "restore", "--dir", newDir, backup)
+	if err != nil || !strings.Contains(out, "restored 5 entries, root "+info.Root) {
+		t.Fatalf("restore: %v\n%s\nwant the node's root %s", err, out, info.Root)
+	}
+
+	// Mistakes get a usage error and exit code 2.
+	for _, args := range [][]string{
+		{},
+		{"nosuch"},
+		{"token", "create"},
+		{"records", "get", "not-a-uuid"},
+		{"node", "--log-format", "xml"},
+		{"node", "--election-timeout", "fast"},
+		{"bench", "--nodes", "2"},
+	} {
+		_, err := runCLI(t, args...)
+		if err == nil || exitCode(err) != 2 {
+			t.Errorf("coapp %v: error %v (exit %d), want a usage error", args, err, exitCode(err))
+		}
+	}
+	// The revoked token is refused by the node.
+	if out, err := runCLI(t, "token", "revoke", tok.ID); err != nil {
+		t.Fatalf("token revoke: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "records", "get", "--token", tok.Token, "0193a3c2-0000-7000-8000-0000000000aa"); err == nil || !strings.Contains(out+err.Error(), "401") {
+		t.Errorf("revoked token: %v %s, want 401", err, out)
+	}
+}
