@@ -215,8 +215,9 @@ func (n *Node) start(ctx context.Context) error {
 // bootstrap writes the genesis, this node's address and the founder's admin
 // token, unless the ledger already holds a federation.
 func (n *Node) bootstrap(ctx context.Context) error {
+	// A restart reads its own state: it may not lead any more.
 	size := uint64(0)
-	if err := n.ledger.Read(ctx, ledger.Leader, func(v *ledger.View) error {
+	if err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
 		size = v.Size()
 		return nil
 	}); err != nil {
@@ -224,7 +225,10 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	}
 	if size > 0 {
 		n.logger.Info("federation already bootstrapped; reopened")
-		return n.announce(ctx)
+		if st, err := n.ledger.Status(); err == nil && st.State == "Leader" {
+			return n.announce(ctx)
+		}
+		return nil
 	}
 	if n.cfg.Federation == "" {
 		return invalid("federation", "required to bootstrap a new federation")

@@ -34,6 +34,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	snapThreshold := f.int("snapshot-threshold", 8192, "Raft log entries between snapshots")
 	trailing := f.int("trailing-logs", 0, "Raft log entries kept behind a snapshot (default 1.25 x --snapshot-threshold)")
 	election := f.string("election-timeout", "1s", "Raft heartbeat and election timeout")
+	snapInterval := f.string("snapshot-interval", "2m", "how often Raft checks whether to snapshot")
 	if err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -51,6 +52,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil || electionTimeout < 10*time.Millisecond {
 		return usageError{"--election-timeout must be a duration of at least 10ms"}
 	}
+	snapEvery, err := time.ParseDuration(*snapInterval)
+	if err != nil || snapEvery < 100*time.Millisecond {
+		return usageError{"--snapshot-interval must be a duration of at least 100ms"}
+	}
 	if *snapThreshold < 1 || *trailing < 0 {
 		return usageError{"--snapshot-threshold must be positive and --trailing-logs not negative"}
 	}
@@ -58,6 +63,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		c.HeartbeatTimeout, c.ElectionTimeout = electionTimeout, electionTimeout
 		c.LeaderLeaseTimeout = electionTimeout / 2
 		c.SnapshotThreshold = uint64(*snapThreshold)
+		c.SnapshotInterval = snapEvery
 		c.TrailingLogs = uint64(*trailing)
 	}
 

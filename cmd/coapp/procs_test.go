@@ -63,6 +63,7 @@ type proc struct {
 	raftAddr string
 	args     []string
 	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the running process has exited
 	logPath  string
 }
 
@@ -72,7 +73,7 @@ func newProc(t *testing.T, id string, extra ...string) *proc {
 	p := &proc{t: t, id: id, dir: filepath.Join(t.TempDir(), id), httpAddr: freePort(t), raftAddr: freePort(t)}
 	p.logPath = filepath.Join(t.TempDir(), id+".log")
 	p.args = append([]string{"node", "--dir", p.dir, "--id", id, "--http", p.httpAddr, "--raft", p.raftAddr,
-		"--election-timeout", "300ms", "--snapshot-threshold", "200", "--trailing-logs", "250", "--log-format", "json"}, extra...)
+		"--election-timeout", "300ms", "--snapshot-threshold", "200", "--trailing-logs", "250", "--snapshot-interval", "500ms", "--log-format", "json"}, extra...)
 	return p
 }
 
@@ -88,7 +89,9 @@ func (p *proc) start() {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	go func() { _ = p.cmd.Wait(); logf.Close() }()
+	exited := make(chan struct{})
+	p.exited = exited
+	go func(cmd *exec.Cmd) { _ = cmd.Wait(); logf.Close(); close(exited) }(p.cmd)
 	p.t.Cleanup(p.kill)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -113,8 +116,10 @@ func (p *proc) kill() {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGCONT)
 	_ = p.cmd.Process.Kill()
-	for i := 0; i < 200 && p.cmd.ProcessState == nil; i++ {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.t.Errorf("node %s did not exit after SIGKILL", p.id)
 	}
 }
 

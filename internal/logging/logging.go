@@ -10,6 +10,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/go-hclog"
@@ -84,7 +85,31 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	}
 	attrs = append(attrs, h.implied...)
 	attrs = append(attrs, args...)
+	for i := 1; i < len(attrs); i += 2 {
+		attrs[i] = plainValue(attrs[i])
+	}
 	h.l.Log(ctx, sl, msg, attrs...)
+}
+
+// plainValue renders what hclog would render as text: its Format values
+// (hclog.Fmt) and structures Raft passes whole, which a JSON handler would
+// otherwise serialise field by field.
+func plainValue(v any) any {
+	switch x := v.(type) {
+	case nil, string, bool, int, int64, uint64, uint32, int32, float64, time.Duration, time.Time, error:
+		return v
+	case hclog.Format:
+		if len(x) > 0 {
+			if f, ok := x[0].(string); ok {
+				return fmt.Sprintf(f, x[1:]...)
+			}
+		}
+		return fmt.Sprint(x...)
+	case fmt.Stringer:
+		return x.String()
+	default:
+		return fmt.Sprintf("%v", v)
+	}
 }
 
 func (h *hcLogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }

@@ -14,12 +14,14 @@ func TestHCLogRoutesToSlog(t *testing.T) {
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h := HCLog(l, "raft").Named("snap").With("node", "n1")
 	h.Debug("hidden")
+	h.Info("initial configuration", "servers", hclog.Fmt("%+v", []int{1, 2}))
 	h.Info("took snapshot", "index", 42)
 	h.Error("failed", "err", "disk full")
 	out := buf.String()
 	for _, want := range []string{
 		"level=INFO msg=\"took snapshot\" component=raft.snap node=n1 index=42",
 		"level=ERROR msg=failed component=raft.snap node=n1 err=\"disk full\"",
+		`msg="initial configuration" component=raft.snap node=n1 servers="[1 2]"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
