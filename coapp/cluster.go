@@ -162,8 +162,8 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, c caller) erro
 	return writeJSON(w, http.StatusOK, req.NodeInfo)
 }
 
-// handleRemoveNode removes a node (a dead one, or one leaving) from the
-// cluster.
+// handleRemoveNode removes a node from the cluster: a dead one, or one
+// leaving, the leader included (it steps down once the change commits).
 func (n *Node) handleRemoveNode(w http.ResponseWriter, r *http.Request, c caller) error {
 	if n.needsLeader() {
 		return n.forward(w, r, nil)
@@ -172,13 +172,12 @@ func (n *Node) handleRemoveNode(w http.ResponseWriter, r *http.Request, c caller
 	if !n.inConfig(id) {
 		return fmt.Errorf("%w: node %s", ErrNotFound, id)
 	}
-	if id == n.ledger.ID() {
-		return invalid("id", "the leader cannot remove itself; remove it from another node after it steps down")
-	}
-	if err := n.ledger.RemoveServer(r.Context(), id); err != nil {
+	// Record the removal first: once the leader has removed itself it can
+	// write nothing more.
+	if _, err := n.ledger.Append(r.Context(), systemEntry(KindNode, c.member, time.Now().UTC(), NodeInfo{ID: id, Removed: true})); err != nil {
 		return err
 	}
-	if _, err := n.ledger.Append(r.Context(), systemEntry(KindNode, c.member, time.Now().UTC(), NodeInfo{ID: id, Removed: true})); err != nil {
+	if err := n.ledger.RemoveServer(r.Context(), id); err != nil {
 		return err
 	}
 	n.logger.Info("node removed", "id", id)

@@ -139,3 +139,24 @@ func TestJoinRefusals(t *testing.T) {
 		t.Error("a node neither bootstrapping nor joining started")
 	}
 }
+
+// TestLeaderLeaves removes the leader itself: it steps down, the others
+// elect a new leader and keep writing.
+func TestLeaderLeaves(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	n1 := joinNode(t, "n1", n0.URL(), token, true)
+	n2 := joinNode(t, "n2", n0.URL(), token, true)
+	ctx := testCtx(t)
+	if err := client.New(n0.URL(), token).RemoveNode(ctx, "n0"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a new leader among n1, n2", 20*time.Second, func() error {
+		_, err := client.New(n1.URL(), token).Publish(ctx, []client.Record{record(1)})
+		return err
+	})
+	info := converged(t, token, 7, n1, n2)
+	cl, err := client.New(n2.URL(), token).Cluster(ctx)
+	if err != nil || len(cl.Nodes) != 2 || cl.Leader == "n0" {
+		t.Errorf("cluster after the leader left: %+v, %v (ledger %+v)", cl, err, info)
+	}
+}
