@@ -67,7 +67,7 @@ func newView() *view {
 
 // follow applies the ledger to the view until ctx ends.
 func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) {
-	for e, err := range l.Follow(ctx, 0) {
+	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken) {
 		if err != nil {
 			if ctx.Err() == nil {
 				onErr(err)

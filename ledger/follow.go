@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"iter"
+	"slices"
 )
 
 // followChunk is how many entries Follow reads per database transaction.
@@ -23,7 +25,11 @@ const followChunk = 256
 //
 // A slow consumer never holds up the ledger: Follow reads from the
 // database, not from a buffer the ledger fills.
-func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Entry, error] {
+//
+// When kinds are given, entries of other kinds are still yielded, in order,
+// but without their payload (nil), which saves copying payloads a consumer
+// does not read.
+func (l *Ledger) Follow(ctx context.Context, from uint64, kinds ...string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		next := from
 		for {
@@ -32,9 +38,15 @@ func (l *Ledger) Follow(ctx context.Context, from uint64) iter.Seq2[Entry, error
 				var batch []Entry
 				to := min(m.Size, next+followChunk)
 				err := l.Read(ctx, Stale, func(v *View) error {
-					for e, err := range v.Entries(next, to) {
+					for i := next; i < to; i++ {
+						e, _, err := v.r.entry(i)
 						if err != nil {
-							return err
+							return v.missing(i, err)
+						}
+						if len(kinds) == 0 || slices.Contains(kinds, e.Kind) {
+							e.Payload = bytes.Clone(e.Payload)
+						} else {
+							e.Payload = nil
 						}
 						batch = append(batch, e)
 					}

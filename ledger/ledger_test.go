@@ -478,3 +478,25 @@ func TestErrorsRead(t *testing.T) {
 		t.Error("Consistency.String")
 	}
 }
+
+func TestFollowKinds(t *testing.T) {
+	l := mustOpen(t, testConfig(t.TempDir()))
+	other := newEntry(2)
+	other.Kind = "other/v1"
+	mustAppend(t, l, newEntry(1), other, newEntry(3))
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	var got []Entry
+	for e, err := range l.Follow(ctx, 0, "other/v1") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
+		if len(got) == 3 {
+			break
+		}
+	}
+	if got[0].Payload != nil || got[2].Payload != nil || !sameEntry(got[1], other) || got[0].Kind != "test.record/v1" || got[2].Index != 2 {
+		t.Errorf("Follow with a kind filter yielded %+v", got)
+	}
+}

@@ -185,14 +185,20 @@ func (v *View) Entry(index uint64) (Entry, error) {
 // view's reader reuses its chunk buffer.
 func (v *View) entry(index uint64) (Entry, []byte, error) {
 	e, enc, err := v.r.entry(index)
-	if errors.Is(err, ErrNotFound) {
-		return Entry{}, nil, corruptAt(index, "entry missing below the log's size")
-	}
 	if err != nil {
-		return Entry{}, nil, err
+		return Entry{}, nil, v.missing(index, err)
 	}
 	e.Payload = bytes.Clone(e.Payload)
 	return e, enc, nil
+}
+
+// missing turns a failed read of an entry below the log's size into
+// corruption: such an entry must exist.
+func (v *View) missing(index uint64, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return corruptAt(index, "entry missing below the log's size")
+	}
+	return err
 }
 
 // LeafHash returns the Merkle leaf hash of the entry at index.
