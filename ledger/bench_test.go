@@ -14,7 +14,9 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
 
+	"coapp.coop/internal/logging"
 	"coapp.coop/internal/raftfloor"
 )
 
@@ -205,4 +207,38 @@ func BenchmarkAppend(b *testing.B) {
 			reportRate(b, int64(calls*shape.batch), "", shape.floors...)
 		})
 	}
+}
+
+// BenchmarkFSMApply measures the state machine alone: ApplyBatch of
+// commands of 128 one-record calls, as group commit makes them under load.
+func BenchmarkFSMApply(b *testing.B) {
+	cfg := benchConfig(b.TempDir())
+	cfg.setDefaults()
+	db, err := openState(&cfg, logging.Discard(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	f, err := newFSM(db, logging.Discard(nil), cfg.txnBudget())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const perCmd = 128
+	var seq uint64
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		var cb commandBuilder
+		for j := 0; j < perCmd; j++ {
+			cb.add([][]byte{benchEntry(seq).encode()})
+			seq++
+		}
+		l := &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: cb.bytes()}
+		b.StartTimer()
+		resp := f.ApplyBatch([]*raft.Log{l})
+		if _, ok := resp[0].([]groupResult); !ok {
+			b.Fatalf("apply: %v", resp[0])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seq), "ns/record")
 }
