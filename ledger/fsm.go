@@ -33,6 +33,7 @@ type fsm struct {
 	// Owned by the FSM goroutine.
 	tree *merkle.Tree
 	cur  meta
+	ids  *idFilter
 
 	failed atomic.Pointer[error] // set when the state can no longer be trusted
 
@@ -84,6 +85,7 @@ func (f *fsm) load() error {
 			return corrupt("stored root %s does not match the tree's %s", m.Root, got)
 		}
 		f.tree, f.cur = tree, m
+		f.ids = loadIDFilter(r.txn)
 		f.publish(m)
 		return nil
 	})
@@ -279,6 +281,9 @@ func (b *batch) applyGroup(encs [][]byte) groupResult {
 			}
 			seen[id] = i
 		}
+		if !b.f.ids.mayContain(id) {
+			continue // certainly new
+		}
 		index, found, err := b.r.lookupID(id)
 		if err != nil {
 			b.err = err
@@ -329,6 +334,7 @@ func (b *batch) appendEntry(enc []byte) Receipt {
 		}
 	})
 	id := entryID(enc)
+	b.f.ids.add(id)
 	v := make([]byte, 8)
 	binary.BigEndian.PutUint64(v, index)
 	b.set(idKey(id), v)
