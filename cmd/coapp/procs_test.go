@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -170,16 +169,4 @@ func readyz(url string) error {
 		return fmt.Errorf("%s not ready", url)
 	}
 	return nil
-}
-
-// firstLine returns the first line of a file, for messages.
-func firstLine(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	s.Scan()
-	return s.Text()
 }
