@@ -389,9 +389,10 @@ func (n *Node) handleHealthz(w http.ResponseWriter, _ *http.Request, _ caller) e
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// handleReadyz answers 200 once a leader is known and this node has applied
-// everything committed that it knows of, and the federation view has
-// caught up with it.
+// handleReadyz answers 200 once a leader is known and this node has caught
+// up: applied everything committed that it knew of, with the federation
+// view following. Once caught up it stays ready while a leader is known,
+// so that the few entries always in flight under load do not make it flap.
 func (n *Node) handleReadyz(w http.ResponseWriter, _ *http.Request, _ caller) error {
 	st, err := n.ledger.Status()
 	switch {
@@ -400,12 +401,15 @@ func (n *Node) handleReadyz(w http.ResponseWriter, _ *http.Request, _ caller) er
 	case st.LeaderID == "":
 		writeError(w, http.StatusServiceUnavailable, "no_leader", "no leader known", "")
 		return nil
+	case n.caughtUp.Load():
 	case st.AppliedIndex < st.CommitIndex:
 		writeError(w, http.StatusServiceUnavailable, "catching_up", fmt.Sprintf("applied %d of %d", st.AppliedIndex, st.CommitIndex), "")
 		return nil
 	case n.view.applied() < st.Size:
 		writeError(w, http.StatusServiceUnavailable, "catching_up", "federation view behind the ledger", "")
 		return nil
+	default:
+		n.caughtUp.Store(true)
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": st.LeaderID, "applied_index": st.AppliedIndex})
 }

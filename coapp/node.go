@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,6 +83,8 @@ type Node struct {
 	httpURL    string       // this node's advertised API base URL
 	peer       *http.Client // to other nodes, with the node's TLS
 	metrics    *metrics
+
+	caughtUp atomic.Bool // set once /readyz has seen the node caught up
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -2,6 +2,7 @@ package coapp
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -219,11 +221,17 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, err := http.Get(n.URL() + path)
-		if err != nil || resp.StatusCode != 200 {
-			t.Errorf("GET %s = %v, %v", path, resp, err)
-		}
-		resp.Body.Close()
+		waitUntil(t, "GET "+path+" answers 200", 10*time.Second, func() error {
+			resp, err := http.Get(n.URL() + path)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
 	}
 	resp, err := http.Get(n.URL() + "/metrics")
 	if err != nil {
