@@ -206,12 +206,18 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	switch {
 	case cfg.Bootstrap:
-		return n.bootstrap(ctx)
+		err = n.bootstrap(ctx)
 	case len(st.Servers) == 0 && cfg.Join != "":
-		return n.join(ctx)
+		err = n.join(ctx)
 	case len(st.Servers) == 0:
-		return invalid("join", "the node belongs to no federation: bootstrap one or join one")
+		err = invalid("join", "the node belongs to no federation: bootstrap one or join one")
 	}
+	if err != nil {
+		return err
+	}
+	// Serve tokens written before Open returns (the admin token, on a
+	// bootstrap) from the first request.
+	n.awaitView(ctx)
 	return nil
 }
 
