@@ -160,3 +160,21 @@ func TestLeaderLeaves(t *testing.T) {
 		t.Errorf("cluster after the leader left: %+v, %v (ledger %+v)", cl, err, info)
 	}
 }
+
+// TestFollowerAnswersBadTokensItself checks that a follower does not pass
+// requests without a well-formed token on to the leader.
+func TestFollowerAnswersBadTokensItself(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	n1 := joinNode(t, "n1", n0.URL(), token, true)
+	before := n0.metrics.snapshotRequests()
+	for _, tok := range []string{"", "garbage"} {
+		c := client.New(n1.URL(), tok)
+		c.Retries = 1
+		if _, err := c.Publish(testCtx(t), []client.Record{record(1)}); apiStatus(err) != http.StatusUnauthorized {
+			t.Errorf("token %q on a follower: %v, want 401", tok, err)
+		}
+	}
+	if after := n0.metrics.snapshotRequests(); after != before {
+		t.Errorf("the leader received %d requests for malformed tokens", after-before)
+	}
+}

@@ -132,7 +132,7 @@ func (n *Node) wrap(rt route) http.Handler {
 		if rt.auth != public {
 			var ok bool
 			c, ok = n.authenticate(r)
-			if !ok && r.Header.Get(forwardedHeader) == "" && n.needsLeader() {
+			if !ok && wellFormedToken(r) && r.Header.Get(forwardedHeader) == "" && n.needsLeader() {
 				// This node's view may lag behind the ledger (a node just
 				// joined, a token just created): let the leader decide.
 				if err := n.forwardBody(sw, r); err != nil {
@@ -153,6 +153,17 @@ func (n *Node) wrap(rt route) http.Handler {
 			n.writeErr(sw, err)
 		}
 	})
+}
+
+// wellFormedToken reports whether the request carries something shaped
+// like a token: only those are worth asking the leader about.
+func wellFormedToken(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	_, _, ok = splitToken(strings.TrimSpace(token))
+	return ok
 }
 
 func (n *Node) authenticate(r *http.Request) (caller, bool) {

@@ -41,6 +41,17 @@ func (m *metrics) request(route string, status int) {
 	m.mu.Unlock()
 }
 
+// snapshotRequests returns the number of requests counted so far.
+func (m *metrics) snapshotRequests() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n uint64
+	for _, c := range m.requests {
+		n += c
+	}
+	return n
+}
+
 func (m *metrics) appendLatency(d time.Duration, err error) {
 	s := d.Seconds()
 	m.mu.Lock()
