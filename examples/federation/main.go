@@ -3,12 +3,16 @@
 // shows it at work:
 //
 //  1. it makes a throwaway CA and a certificate per node and for the app;
+//
 //  2. it starts the first node with --bootstrap and two more with --join;
+//
 //  3. it publishes records with the Go client and with curl;
+//
 //  4. it kills one node with SIGKILL and shows the federation carrying on;
+//
 //  5. it restarts the node, which catches up.
 //
-//	go run ./examples/federation
+//     go run ./examples/federation
 //
 // Everything lives in a temporary directory, removed at the end (keep it
 // with -keep). The nodes listen on loopback ports 7500 to 7505 by default
