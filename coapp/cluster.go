@@ -1,6 +1,7 @@
 package coapp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -134,7 +135,7 @@ func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request, c caller) erro
 		return n.forward(w, r, body)
 	}
 	var req joinRequest
-	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -251,7 +252,7 @@ func (n *Node) handleCreateToken(w http.ResponseWriter, r *http.Request, c calle
 		return n.forward(w, r, body)
 	}
 	var req tokenRequest
-	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}

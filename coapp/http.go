@@ -1,6 +1,7 @@
 package coapp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -371,7 +372,7 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) erro
 	}
 	var rd io.Reader
 	if body != nil {
-		rd = strings.NewReader(string(body))
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, leader.HTTPAddr+r.URL.RequestURI(), rd)
 	if err != nil {
@@ -442,7 +443,7 @@ func (n *Node) handlePublish(w http.ResponseWriter, r *http.Request, c caller) e
 	if n.needsLeader() {
 		return n.forward(w, r, body)
 	}
-	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req publishRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err

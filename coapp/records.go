@@ -108,6 +108,9 @@ func (r *Record) validate(at string) error {
 // insignificant space, keeping numbers as written, so that equal values
 // sent in another order or layout store the same bytes.
 func canonicalJSON(v json.RawMessage) (json.RawMessage, error) {
+	if plainScalar(v) {
+		return v, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.UseNumber()
 	var x any
@@ -118,6 +121,37 @@ func canonicalJSON(v json.RawMessage) (json.RawMessage, error) {
 		return nil, fmt.Errorf("trailing data")
 	}
 	return json.Marshal(x)
+}
+
+// plainScalar reports whether v is a number, true, false, null, or a
+// string without escapes or characters encoding/json would escape: a value
+// that is already in canonical form, which most fields are.
+func plainScalar(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	switch c := v[0]; {
+	case c == '"':
+		if len(v) < 2 || v[len(v)-1] != '"' {
+			return false
+		}
+		for _, c := range v[1 : len(v)-1] {
+			if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return false
+			}
+		}
+		return true
+	case c == '-' || ('0' <= c && c <= '9'):
+		for _, c := range v {
+			if !('0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+				return false
+			}
+		}
+		return json.Valid(v)
+	default:
+		s := string(v)
+		return s == "true" || s == "false" || s == "null"
+	}
 }
 
 // entry turns a validated record into the ledger entry that stores it.
