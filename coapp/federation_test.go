@@ -11,10 +11,11 @@ import (
 )
 
 // joinNode starts a node that joins the federation through via.
-func joinNode(tb testing.TB, id, via, token string, voter bool) *Node {
+func joinNode(tb testing.TB, id string, via *Node, token string, voter bool) *Node {
 	tb.Helper()
 	cfg := nodeConfig(tb.TempDir())
-	cfg.NodeID, cfg.Join, cfg.JoinToken, cfg.NonVoter = id, via, token, !voter
+	cfg.NodeID, cfg.Join, cfg.JoinToken, cfg.NonVoter = id, via.URL(), token, !voter
+	cfg.KeyFile = via.KeyFile() // the federation's key file, passed out of band
 	return mustStart(tb, cfg)
 }
 
@@ -43,8 +44,8 @@ func converged(tb testing.TB, token string, size uint64, nodes ...*Node) client.
 
 func TestFederationOfThree(t *testing.T) {
 	n0, token := bootstrapNode(t)
-	n1 := joinNode(t, "n1", n0.URL(), token, true)
-	n2 := joinNode(t, "n2", n1.URL(), token, true) // joins through a follower
+	n1 := joinNode(t, "n1", n0, token, true)
+	n2 := joinNode(t, "n2", n1, token, true) // joins through a follower
 	ctx := testCtx(t)
 
 	// Writes through any node reach the leader.
@@ -56,8 +57,8 @@ func TestFederationOfThree(t *testing.T) {
 			t.Fatalf("publish through %s: %v", n.ID(), err)
 		}
 	}
-	// Genesis, n0, token, n1, n2: 5 entries, then 3 records.
-	converged(t, token, 8, n0, n1, n2)
+	// Genesis, n0, token, schema, n1, n2: 6 entries, then 3 records.
+	converged(t, token, 9, n0, n1, n2)
 
 	// Leader-level reads on a follower are answered by the leader.
 	info, err := client.New(n2.URL(), token).Record(ctx, recs[0].ID, "linearizable")
@@ -73,7 +74,7 @@ func TestFederationOfThree(t *testing.T) {
 		t.Fatalf("Cluster = %+v", cl)
 	}
 	for _, ns := range cl.Nodes {
-		if ns.State == "unreachable" || ns.Suffrage != "voter" || ns.HTTPAddr == "" || ns.Size != 8 {
+		if ns.State == "unreachable" || ns.Suffrage != "voter" || ns.HTTPAddr == "" || ns.Size != 9 {
 			t.Errorf("node %+v", ns)
 		}
 	}
@@ -85,7 +86,7 @@ func TestFederationOfThree(t *testing.T) {
 	if _, err := client.New(n1.URL(), token).Publish(ctx, []client.Record{record(10)}); err != nil {
 		t.Fatal(err)
 	}
-	converged(t, token, 10, n0, n1)
+	converged(t, token, 11, n0, n1)
 	cl, _ = client.New(n0.URL(), token).Cluster(ctx)
 	if len(cl.Nodes) != 2 {
 		t.Errorf("after removal the cluster has %d nodes", len(cl.Nodes))
@@ -97,12 +98,12 @@ func TestFederationOfThree(t *testing.T) {
 
 func TestNonVoterPromoted(t *testing.T) {
 	n0, token := bootstrapNode(t)
-	r := joinNode(t, "replica", n0.URL(), token, false)
+	r := joinNode(t, "replica", n0, token, false)
 	ctx := testCtx(t)
 	if _, err := client.New(r.URL(), token).Publish(ctx, []client.Record{record(1)}); err != nil {
 		t.Fatal(err)
 	}
-	converged(t, token, 5, n0, r)
+	converged(t, token, 6, n0, r)
 	st, err := client.New(r.URL(), token).Status(ctx)
 	if err != nil || st.Suffrage != "nonvoter" {
 		t.Fatalf("replica status = %+v, %v; want a nonvoter", st, err)
@@ -144,8 +145,8 @@ func TestJoinRefusals(t *testing.T) {
 // elect a new leader and keep writing.
 func TestLeaderLeaves(t *testing.T) {
 	n0, token := bootstrapNode(t)
-	n1 := joinNode(t, "n1", n0.URL(), token, true)
-	n2 := joinNode(t, "n2", n0.URL(), token, true)
+	n1 := joinNode(t, "n1", n0, token, true)
+	n2 := joinNode(t, "n2", n0, token, true)
 	ctx := testCtx(t)
 	if err := client.New(n0.URL(), token).RemoveNode(ctx, "n0"); err != nil {
 		t.Fatal(err)
@@ -154,7 +155,7 @@ func TestLeaderLeaves(t *testing.T) {
 		_, err := client.New(n1.URL(), token).Publish(ctx, []client.Record{record(1)})
 		return err
 	})
-	info := converged(t, token, 7, n1, n2)
+	info := converged(t, token, 8, n1, n2)
 	cl, err := client.New(n2.URL(), token).Cluster(ctx)
 	if err != nil || len(cl.Nodes) != 2 || cl.Leader == "n0" {
 		t.Errorf("cluster after the leader left: %+v, %v (ledger %+v)", cl, err, info)
@@ -165,7 +166,7 @@ func TestLeaderLeaves(t *testing.T) {
 // requests without a well-formed token on to the leader.
 func TestFollowerAnswersBadTokensItself(t *testing.T) {
 	n0, token := bootstrapNode(t)
-	n1 := joinNode(t, "n1", n0.URL(), token, true)
+	n1 := joinNode(t, "n1", n0, token, true)
 	before := n0.metrics.snapshotRequests()
 	for _, tok := range []string{"", "garbage"} {
 		c := client.New(n1.URL(), tok)

@@ -72,11 +72,26 @@ func bootstrapNode(tb testing.TB) (*Node, string) {
 	cfg := nodeConfig(tb.TempDir())
 	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Test Federation", "coop-a", "n0"
 	n := mustStart(tb, cfg)
-	token, err := os.ReadFile(filepath.Join(cfg.Dir, AdminTokenFile))
+	raw, err := os.ReadFile(filepath.Join(cfg.Dir, AdminTokenFile))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return n, strings.TrimSpace(string(token))
+	token := strings.TrimSpace(string(raw))
+	if _, err := client.New(n.URL(), token).PutSchema(testCtx(tb), purchaseSchema()); err != nil {
+		tb.Fatalf("register the purchase schema: %v", err)
+	}
+	return n, token
+}
+
+func f64(x float64) *float64 { return &x }
+
+// purchaseSchema is the schema of the test records: the subject is a
+// member's e-mail, the shop an attribute, the amount a bounded decimal.
+func purchaseSchema() Schema {
+	return Schema{Type: "purchase", Version: 1, Fields: []Field{
+		{Name: "amount", Kind: "decimal", Class: "attribute", Required: true, Min: f64(0), Max: f64(1e6), Policy: Policy{Action: "keep"}},
+		{Name: "shop", Kind: "string", Class: "attribute", Policy: Policy{Action: "keep"}},
+	}}
 }
 
 func waitUntil(tb testing.TB, what string, timeout time.Duration, cond func() error) {

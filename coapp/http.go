@@ -86,6 +86,9 @@ func (n *Node) routeTable() []route {
 		{"POST /v1/cluster/join", admin, n.handleJoin},
 		{"DELETE /v1/cluster/nodes/{id}", admin, n.handleRemoveNode},
 		{"POST /v1/cluster/nodes/{id}/promote", admin, n.handlePromote},
+		{"POST /v1/schemas", admin, n.handlePutSchema},
+		{"GET /v1/schemas", member, n.handleSchemas},
+		{"GET /v1/schemas/{type}", member, n.handleSchema},
 		{"POST /v1/tokens", admin, n.handleCreateToken},
 		{"DELETE /v1/tokens/{id}", admin, n.handleRevokeToken},
 		{"GET /v1/backup", admin, n.handleBackup},
@@ -227,6 +230,7 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		ce  *ledger.ConflictError
 		ae  *apiError
 		mbe *http.MaxBytesError
+		vc  *versionConflict
 	)
 	switch {
 	case errors.As(err, &mbe):
@@ -237,6 +241,8 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, "invalid", ve.Error(), ve.Field)
 	case errors.As(err, &lve):
 		writeError(w, http.StatusBadRequest, "invalid", lve.Error(), lve.Field)
+	case errors.As(err, &vc):
+		writeError(w, http.StatusConflict, "conflict", vc.Error(), "version")
 	case errors.As(err, &ce):
 		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("record id %s is already used for a different record", ce.ID), "id")
 	case errors.Is(err, ErrNotFound), errors.Is(err, ledger.ErrNotFound):
@@ -464,12 +470,20 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 	}
 	entries := make([]ledger.Entry, len(records))
 	seen := make(map[uuid.UUID]int, len(records))
+	tr := transformer{keys: n.keys, member: member}
 	for i := range records {
 		at := fmt.Sprintf("records[%d]", i)
 		if err := records[i].validate(at); err != nil {
 			return nil, err
 		}
-		e, err := records[i].entry(member)
+		s, ok := n.view.schema(records[i].Type, records[i].Version)
+		if !ok {
+			if records[i].Version != 0 {
+				return nil, invalid(at+".version", "no version %d of the schema of %s", records[i].Version, records[i].Type)
+			}
+			return nil, invalid(at+".type", "no schema is registered for %s", records[i].Type)
+		}
+		e, err := records[i].entry(tr, &s, at)
 		if err != nil {
 			return nil, err
 		}

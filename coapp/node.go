@@ -20,6 +20,7 @@ import (
 
 	"coapp.coop/internal/logging"
 	"coapp.coop/ledger"
+	"coapp.coop/pseudonym"
 )
 
 // Config configures a Node. Zero fields take the defaults in their comments.
@@ -55,6 +56,14 @@ type Config struct {
 	JoinToken string
 	NonVoter  bool
 
+	// KeyFile holds the federation secret (see package pseudonym), which
+	// pseudonymises subjects and identifying fields before anything is
+	// stored; KeyPassphrase opens it when it is sealed. Default:
+	// Dir/keys.json. A bootstrapping node without one creates it; every
+	// other node of the federation needs a copy, passed out of band.
+	KeyFile       string
+	KeyPassphrase []byte
+
 	// TLS, when set, makes both the Raft transport and the HTTP API mutual
 	// TLS.
 	TLS TLSFiles
@@ -77,6 +86,7 @@ type Node struct {
 	logger *slog.Logger
 	ledger *ledger.Ledger
 	view   *view
+	keys   *pseudonym.Keyring
 
 	httpServer *http.Server
 	httpLn     net.Listener
@@ -91,6 +101,41 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// DefaultKeyFile is the key file's name in Dir when Config.KeyFile is
+// empty.
+const DefaultKeyFile = "keys.json"
+
+// loadKeys reads the federation's key file, or creates one for a new
+// federation.
+func (n *Node) loadKeys() error {
+	path := n.KeyFile()
+	k, err := pseudonym.ReadKeyFile(path, n.cfg.KeyPassphrase)
+	switch {
+	case err == nil:
+		n.keys = k
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("coapp: key file: %w", err)
+	case !n.cfg.Bootstrap || n.cfg.KeyFile != "":
+		return invalid("keys", "the federation's key file is needed (%s not found): copy it from a node of the federation", path)
+	}
+	secret, err := pseudonym.NewSecret()
+	if err != nil {
+		return err
+	}
+	if n.keys, err = pseudonym.NewKeyring(1, secret); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(n.cfg.Dir, 0o700); err != nil {
+		return err
+	}
+	if err := pseudonym.WriteKeyFile(path, n.keys, n.cfg.KeyPassphrase); err != nil {
+		return err
+	}
+	n.logger.Info("created the federation's key file; copy it to every node that joins", "key_file", path)
+	return nil
 }
 
 // AdminTokenFile is where a bootstrapping node writes the founding
@@ -130,6 +175,9 @@ func (n *Node) start(ctx context.Context) error {
 	cfg := &n.cfg
 	serverTLS, clientTLS, err := cfg.TLS.tlsConfigs()
 	if err != nil {
+		return err
+	}
+	if err := n.loadKeys(); err != nil {
 		return err
 	}
 	n.peer = &http.Client{
@@ -348,6 +396,14 @@ func (n *Node) postJSON(ctx context.Context, url, token string, body []byte) err
 		return nil
 	}
 	return decodeAPIError(resp)
+}
+
+// KeyFile returns the path of the federation key file the node uses.
+func (n *Node) KeyFile() string {
+	if n.cfg.KeyFile != "" {
+		return n.cfg.KeyFile
+	}
+	return filepath.Join(n.cfg.Dir, DefaultKeyFile)
 }
 
 // Ledger returns the node's ledger.

@@ -55,9 +55,13 @@ func TestMutualTLS(t *testing.T) {
 	}
 	tokenBytes, _ := os.ReadFile(cfg.Dir + "/" + AdminTokenFile)
 	token := strings.TrimSpace(string(tokenBytes))
+	if _, err := client.New(n0.URL(), token, client.WithTLS(clientTLSConfig(t, certs["app"], true))).PutSchema(testCtx(t), purchaseSchema()); err != nil {
+		t.Fatal(err)
+	}
 
 	cfg1 := nodeConfig(t.TempDir())
 	cfg1.NodeID, cfg1.Join, cfg1.JoinToken = "n1", n0.URL(), token
+	cfg1.KeyFile = n0.KeyFile()
 	cfg1.TLS = TLSFiles(certs["n1"])
 	n1 := mustStart(t, cfg1)
 
@@ -68,7 +72,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	waitUntil(t, "replicated over TLS", 20*time.Second, func() error {
 		for _, n := range []*Node{n0, n1} {
-			if st, _ := n.Ledger().Status(); st.Size != 5 {
+			if st, _ := n.Ledger().Status(); st.Size != 6 {
 				return context.DeadlineExceeded
 			}
 		}

@@ -57,17 +57,18 @@ type view struct {
 	genesis *genesis
 	nodes   map[string]NodeInfo
 	tokens  map[string]tokenRec
-	next    uint64 // the next ledger index to apply
+	schemas map[string][]Schema // by type, versions in order from 1
+	next    uint64              // the next ledger index to apply
 	records uint64
 }
 
 func newView() *view {
-	return &view{nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}}
+	return &view{nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}, schemas: map[string][]Schema{}}
 }
 
 // follow applies the ledger to the view until ctx ends.
 func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) {
-	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken) {
+	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema) {
 		if err != nil {
 			if ctx.Err() == nil {
 				onErr(err)
@@ -98,6 +99,11 @@ func (v *view) apply(e ledger.Entry) {
 			} else {
 				v.nodes[n.ID] = n
 			}
+		}
+	case KindSchema:
+		var s Schema
+		if json.Unmarshal(e.Payload, &s) == nil && s.Version == len(v.schemas[s.Type])+1 {
+			v.schemas[s.Type] = append(v.schemas[s.Type], s)
 		}
 	case KindToken:
 		var op tokenOp
@@ -153,6 +159,31 @@ func (v *view) federation() (genesis, bool) {
 		return genesis{}, false
 	}
 	return *v.genesis, true
+}
+
+// schema returns a version of a type's schema, the latest for version 0.
+func (v *view) schema(typ string, version int) (Schema, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	versions := v.schemas[typ]
+	if version == 0 {
+		version = len(versions)
+	}
+	if version < 1 || version > len(versions) {
+		return Schema{}, false
+	}
+	return versions[version-1], true
+}
+
+// allSchemas returns the latest version of every schema, by type.
+func (v *view) allSchemas() []Schema {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]Schema, 0, len(v.schemas))
+	for _, versions := range v.schemas {
+		out = append(out, versions[len(versions)-1])
+	}
+	return out
 }
 
 func (v *view) hasToken(id string) bool {

@@ -127,7 +127,7 @@ func startBenchCluster(ctx context.Context, dir string, n int) (*benchCluster, e
 		if i == 0 {
 			cfg.Bootstrap, cfg.Federation = true, "bench"
 		} else {
-			cfg.Join, cfg.JoinToken = bc.nodes[0].URL(), bc.token
+			cfg.Join, cfg.JoinToken, cfg.KeyFile = bc.nodes[0].URL(), bc.token, bc.nodes[0].KeyFile()
 		}
 		node, err := coapp.Open(ctx, cfg)
 		if err != nil {
@@ -142,6 +142,12 @@ func startBenchCluster(ctx context.Context, dir string, n int) (*benchCluster, e
 				return nil, err
 			}
 			bc.token = string(b[:len(b)-1])
+			schema := json.RawMessage(`{"type":"purchase","version":1,"fields":[
+				{"name":"note","kind":"string","class":"attribute","policy":{"action":"keep"}}]}`)
+			if _, err := client.New(node.URL(), bc.token).PutSchema(ctx, schema); err != nil {
+				bc.close()
+				return nil, err
+			}
 		}
 	}
 	return bc, nil

@@ -41,20 +41,28 @@ func TestCommandLine(t *testing.T) {
 		t.Fatalf("token create printed %q", out)
 	}
 
+	schema := filepath.Join(t.TempDir(), "harvest.json")
+	if err := os.WriteFile(schema, []byte(`{"type":"harvest","version":1,"fields":[
+		{"name":"kg","kind":"decimal","class":"attribute","required":true,"min":0,"policy":{"action":"keep"}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, "schemas", "put", schema); err != nil || !strings.Contains(out, `"type": "harvest"`) {
+		t.Fatalf("schemas put: %v\n%s", err, out)
+	}
 	recs := filepath.Join(t.TempDir(), "records.json")
 	body := `{"records":[{"id":"0193a3c2-0000-7000-8000-0000000000aa","type":"harvest","subject":"grower-17","time":"2026-09-14T08:00:00Z","fields":{"kg":120}}]}`
 	if err := os.WriteFile(recs, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err = runCLI(t, "records", "publish", "--token", tok.Token, recs)
-	if err != nil || !strings.Contains(out, `"index": 4`) {
+	if err != nil || !strings.Contains(out, `"index": 5`) {
 		t.Fatalf("records publish: %v\n%s", err, out)
 	}
 	out, err = runCLI(t, "records", "get", "--consistency", "linearizable", "0193a3c2-0000-7000-8000-0000000000aa")
 	if err != nil || !strings.Contains(out, `"member": "coop-b"`) {
 		t.Fatalf("records get: %v\n%s", err, out)
 	}
-	out, err = runCLI(t, "ledger", "prove", "4")
+	out, err = runCLI(t, "ledger", "prove", "5")
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
 		t.Fatalf("ledger prove: %v\n%s", err, out)
 	}
@@ -65,6 +73,17 @@ func TestCommandLine(t *testing.T) {
 	out, err = runCLI(t, "cluster")
 	if err != nil || !strings.Contains(out, `"leader": "n0"`) {
 		t.Fatalf("cluster: %v\n%s", err, out)
+	}
+
+	// A key file for a federation, sealed with a passphrase.
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pass")
+	_ = os.WriteFile(pass, []byte("a long passphrase\n"), 0o600)
+	if out, err := runCLI(t, "keys", "init", "--out", filepath.Join(dir, "keys.json"), "--passphrase-file", pass); err != nil || !strings.Contains(out, "sealed") {
+		t.Fatalf("keys init: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "keys", "init", "--out", filepath.Join(dir, "keys.json")); err == nil {
+		t.Error("keys init replaced an existing key file")
 	}
 
 	// Backup from the running node, restore into a new directory: the
@@ -80,7 +99,7 @@ func TestCommandLine(t *testing.T) {
 	}
 	newDir := filepath.Join(t.TempDir(), "restored")
 	out, err = runCLI(t, "restore", "--dir", newDir, backup)
-	if err != nil || !strings.Contains(out, "restored 5 entries, root "+info.Root) {
+	if err != nil || !strings.Contains(out, "restored 6 entries, root "+info.Root) {
 		t.Fatalf("restore: %v\n%s\nwant the node's root %s", err, out, info.Root)
 	}
 
@@ -93,6 +112,8 @@ func TestCommandLine(t *testing.T) {
 		{"node", "--log-format", "xml"},
 		{"node", "--election-timeout", "fast"},
 		{"bench", "--nodes", "2"},
+		{"keys"},
+		{"schemas", "put"},
 	} {
 		_, err := runCLI(t, args...)
 		if err == nil || exitCode(err) != 2 {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,9 +109,12 @@ func TestFaults(t *testing.T) {
 	}
 	n0, token := bootstrapProc(t, "n0")
 	waitFor(t, "n0 ready", 30*time.Second, func() error { return readyz(n0.url()) })
+	if _, err := client.New(n0.url(), token).PutSchema(context.Background(), json.RawMessage(`{"type":"delivery","version":1,"fields":[]}`)); err != nil {
+		t.Fatal(err)
+	}
 	procs := map[string]*proc{"n0": n0}
 	for _, id := range []string{"n1", "n2"} {
-		p := newProc(t, id, "--join", n0.url(), "--token", token)
+		p := newProc(t, id, "--join", n0.url(), "--token", token, "--keys", filepath.Join(n0.dir, "keys.json"))
 		p.start()
 		procs[id] = p
 	}
@@ -232,7 +237,7 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("remove %s: %v", gone.id, err)
 	}
 	gone.kill()
-	n3 := newProc(t, "n3", "--join", leader.url(), "--token", token)
+	n3 := newProc(t, "n3", "--join", leader.url(), "--token", token, "--keys", filepath.Join(n0.dir, "keys.json"))
 	n3.start()
 	waitFor(t, "n3 ready", 60*time.Second, func() error { return readyz(n3.url()) })
 	mu.Lock()

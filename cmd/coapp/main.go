@@ -35,6 +35,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"node", "run a federation node", runNode},
+		{"keys", "create the federation's key file: keys init --out FILE", runKeys},
+		{"schemas", "list or register exchange schemas: schemas | schemas put FILE", runSchemas},
 		{"token", "create or revoke API tokens: token create --member M | token revoke ID", runToken},
 		{"records", "publish or look up records: records publish FILE | records get ID", runRecords},
 		{"ledger", "show the ledger's size and root, or prove: ledger [prove I | consistency A B]", runLedger},

@@ -26,6 +26,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	join := f.string("join", "", "URL of any node's HTTP API, to join its federation")
 	token := f.string("token", "", "admin token used to join")
 	voter := f.bool("voter", true, "join as a voter; --voter=false joins as a non-voting read replica")
+	keys := f.string("keys", "", "the federation's key file (default: <dir>/keys.json, created by --bootstrap)")
+	keysPass := f.string("keys-passphrase-file", "", "file holding the passphrase that seals the key file")
 	cert := f.string("tls-cert", "", "PEM certificate for mutual TLS (Raft and HTTP)")
 	key := f.string("tls-key", "", "PEM key for --tls-cert")
 	ca := f.string("tls-ca", "", "PEM CA that signs every node's and client's certificate")
@@ -67,6 +69,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		c.TrailingLogs = uint64(*trailing)
 	}
 
+	passphrase, err := readPassphrase(*keysPass)
+	if err != nil {
+		return err
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := coapp.Open(startCtx, coapp.Config{
@@ -82,6 +88,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Join:          *join,
 		JoinToken:     *token,
 		NonVoter:      !*voter,
+		KeyFile:       *keys,
+		KeyPassphrase: passphrase,
 		TLS:           coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
 		MaxBodyBytes:  int64(*maxBody),
 		Logger:        logger,
@@ -92,7 +100,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "coapp node %s serving %s\n", n.ID(), n.URL())
 	if *bootstrap {
-		fmt.Fprintf(stdout, "admin token: %s\n", filepath.Join(*dir, coapp.AdminTokenFile))
+		fmt.Fprintf(stdout, "admin token: %s\nkey file: %s (copy it to every node that joins)\n", filepath.Join(*dir, coapp.AdminTokenFile), n.KeyFile())
 	}
 	<-ctx.Done()
 	logger.Info("shutting down")

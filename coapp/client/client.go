@@ -29,10 +29,13 @@ import (
 	"coapp.coop/ledger/merkle"
 )
 
-// Record is one exchange to publish.
+// Record is one exchange to publish. It follows the schema registered for
+// its Type, at Version (the latest when 0). Subject is the person's raw
+// identifier: the node pseudonymises it before anything is stored.
 type Record struct {
 	ID      uuid.UUID                  `json:"id"`
 	Type    string                     `json:"type"`
+	Version int                        `json:"version,omitempty"`
 	Subject string                     `json:"subject"`
 	Time    time.Time                  `json:"time"`
 	Fields  map[string]json.RawMessage `json:"fields,omitempty"`
@@ -48,9 +51,10 @@ type Receipt struct {
 // RecordInfo is a stored record's receipt and metadata.
 type RecordInfo struct {
 	Receipt
-	Type   string    `json:"type"`
-	Time   time.Time `json:"time"`
-	Member string    `json:"member"`
+	Type    string    `json:"type"`
+	Version int       `json:"version"`
+	Time    time.Time `json:"time"`
+	Member  string    `json:"member"`
 }
 
 // LedgerInfo is the ledger's size and Merkle root.
@@ -233,6 +237,22 @@ func (c *Client) Cluster(ctx context.Context) (Cluster, error) {
 func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
 	var out NodeStatus
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &out, true)
+	return out, err
+}
+
+// PutSchema registers a schema, or its next version (admin). schema is
+// anything that marshals to the API's Schema JSON, such as coapp.Schema
+// (see docs/openapi.json). It returns the schema as registered.
+func (c *Client) PutSchema(ctx context.Context, schema any) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodPost, "/v1/schemas", schema, &out, true)
+	return out, err
+}
+
+// Schemas returns the latest version of every registered schema, as JSON.
+func (c *Client) Schemas(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/v1/schemas", nil, &out, true)
 	return out, err
 }
 

@@ -165,8 +165,22 @@ func run(ctx context.Context, w io.Writer, dir string, port int) error {
 	if err := waitReady(ctx, admin); err != nil {
 		return err
 	}
+	// Register the exchange types the cooperatives publish. The subject
+	// is pseudonymised in each cooperative's own domain.
+	for _, schema := range []string{
+		`{"type":"purchase","version":1,"fields":[{"name":"amount_eur","kind":"decimal","class":"attribute","min":0,"policy":{"action":"keep"}}]}`,
+		`{"type":"harvest","version":1,"fields":[{"name":"kg","kind":"decimal","class":"attribute","min":0,"policy":{"action":"keep"}}]}`,
+		`{"type":"meter-reading","version":1,"fields":[{"name":"kwh","kind":"decimal","class":"attribute","min":0,"policy":{"action":"keep"}}]}`,
+	} {
+		if _, err := admin.PutSchema(ctx, json.RawMessage(schema)); err != nil {
+			return err
+		}
+	}
+	say("Registered the purchase, harvest and meter-reading schemas")
+	keyFile := filepath.Join(first.dir, "keys.json")
 	for _, n := range nodes[1:] {
-		n.args = append(n.args, "--join", first.url(), "--token", token)
+		// The federation's key file reaches each node out of band.
+		n.args = append(n.args, "--join", first.url(), "--token", token, "--keys", keyFile)
 		if err := n.start(bin, logf); err != nil {
 			return err
 		}
