@@ -3,6 +3,8 @@ package coapp
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -76,7 +78,7 @@ func (r *Record) validate(at string) error {
 	if r.Type == "" {
 		return invalid(at+".type", "required")
 	}
-	if !typePattern.MatchString(r.Type) {
+	if !validType(r.Type) {
 		return invalid(at+".type", "1 to %d characters of [a-z0-9._-]", maxTypeLen)
 	}
 	if r.Version < 0 {
@@ -112,17 +114,49 @@ func (r *Record) entry(t transformer, s *Schema, at string) (ledger.Entry, error
 		return ledger.Entry{}, invalid(at+".subject", "cannot be pseudonymised: %v", err)
 	}
 	tm := r.Time.UTC()
-	payload, err := json.Marshal(recordPayload{
+	payload := recordPayload{
 		Type:    r.Type,
 		Version: s.Version,
 		Subject: subject,
 		Time:    tm.Format(time.RFC3339Nano),
 		Fields:  fields,
-	})
-	if err != nil {
-		return ledger.Entry{}, err
 	}
-	return ledger.Entry{ID: r.ID, Kind: KindRecord, Author: t.member, Time: tm, Payload: payload}, nil
+	return ledger.Entry{ID: r.ID, Kind: KindRecord, Author: t.member, Time: tm, Payload: payload.encode()}, nil
+}
+
+// encode writes the payload as encoding/json would (struct fields in order,
+// map keys sorted), without reflection: every field value is already
+// canonical JSON, from the schema's policies.
+func (p *recordPayload) encode() []byte {
+	keys := make([]string, 0, len(p.Fields))
+	n := 96 + len(p.Type) + len(p.Subject)
+	for k, v := range p.Fields {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 4
+	}
+	sort.Strings(keys)
+	b := make([]byte, 0, n)
+	b = append(b, `{"type":`...)
+	b = append(b, quoteJSON(p.Type)...)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(p.Version), 10)
+	b = append(b, `,"subject":`...)
+	b = append(b, quoteJSON(string(p.Subject))...)
+	b = append(b, `,"time":`...)
+	b = append(b, quoteJSON(p.Time)...)
+	if len(keys) > 0 {
+		b = append(b, `,"fields":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, quoteJSON(k)...)
+			b = append(b, ':')
+			b = append(b, p.Fields[k]...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }
 
 // recordInfo describes a stored record entry.

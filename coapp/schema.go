@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"coapp.coop/pseudonym"
 )
@@ -63,7 +64,7 @@ var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // validate checks a schema definition itself.
 func (s *Schema) validate() error {
-	if !typePattern.MatchString(s.Type) {
+	if !validType(s.Type) {
 		return invalid("type", "1 to 64 characters of [a-z0-9._-]")
 	}
 	if s.Version < 1 {
@@ -109,7 +110,19 @@ func (s *Schema) validate() error {
 	return nil
 }
 
-var typePattern = regexp.MustCompile(`^[a-z0-9._-]{1,64}$`)
+// validType reports whether t is 1 to 64 characters of [a-z0-9._-].
+func validType(t string) bool {
+	if len(t) == 0 || len(t) > maxTypeLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // checkPolicy refuses policies that would store what the class forbids:
 // a direct identifier is dropped or pseudonymised, never kept or
@@ -180,12 +193,8 @@ func (t transformer) domain(name string) pseudonym.Domain {
 // apply validates a record's fields against the schema and returns them as
 // they are to be stored, every policy applied; at names the record.
 func (t transformer) apply(s *Schema, at string, fields map[string]json.RawMessage) (map[string]json.RawMessage, error) {
-	known := make(map[string]*Field, len(s.Fields))
-	for i := range s.Fields {
-		known[s.Fields[i].Name] = &s.Fields[i]
-	}
 	for name := range fields {
-		if known[name] == nil {
+		if s.field(name) == nil {
 			return nil, invalid(at+".fields."+name, "not a field of %s version %d", s.Type, s.Version)
 		}
 	}
@@ -215,6 +224,53 @@ func (t transformer) apply(s *Schema, at string, fields map[string]json.RawMessa
 	return out, nil
 }
 
+// field returns the schema's field of that name, or nil. Schemas have few
+// fields: a scan is cheaper than a map per record.
+func (s *Schema) field(name string) *Field {
+	for i := range s.Fields {
+		if s.Fields[i].Name == name {
+			return &s.Fields[i]
+		}
+	}
+	return nil
+}
+
+// jsonString decodes a JSON string, without reflection when it holds no
+// escape.
+func jsonString(raw []byte) (string, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : len(raw)-1] {
+			if c == '\\' || c == '"' || c < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain && utf8.Valid(raw[1:len(raw)-1]) {
+			return string(raw[1 : len(raw)-1]), true
+		}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// quoteJSON encodes s as a JSON string, as encoding/json does.
+func quoteJSON(s string) json.RawMessage {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if plain {
+		return json.RawMessage(`"` + s + `"`)
+	}
+	b, _ := json.Marshal(s) // a string always marshals
+	return b
+}
+
 // value is a parsed field value.
 type value struct {
 	s    string
@@ -228,9 +284,11 @@ func (f *Field) parse(at string, raw json.RawMessage) (value, error) {
 	v := value{kind: f.Kind}
 	switch f.Kind {
 	case "string", "postcode", "enum", "date", "time":
-		if err := json.Unmarshal(raw, &v.s); err != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return v, invalid(at, "must be a string")
 		}
+		v.s = s
 		if len(v.s) > 1024 {
 			return v, invalid(at, "longer than 1024 bytes")
 		}
@@ -261,13 +319,11 @@ func (f *Field) parse(at string, raw json.RawMessage) (value, error) {
 			}
 		}
 	case "integer", "decimal":
-		var n json.Number
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&n); err != nil {
+		n := string(bytes.TrimSpace(raw))
+		if n == "" || (n[0] != '-' && (n[0] < '0' || n[0] > '9')) || !json.Valid([]byte(n)) {
 			return v, invalid(at, "must be a number")
 		}
-		x, err := strconv.ParseFloat(string(n), 64)
+		x, err := strconv.ParseFloat(n, 64)
 		if err != nil || math.IsInf(x, 0) {
 			return v, invalid(at, "must be a number")
 		}
@@ -277,9 +333,13 @@ func (f *Field) parse(at string, raw json.RawMessage) (value, error) {
 		if f.Min != nil && x < *f.Min || f.Max != nil && x > *f.Max {
 			return v, invalid(at, "out of range")
 		}
-		v.num, v.s = x, string(n)
+		v.num, v.s = x, n
 	case "boolean":
-		if err := json.Unmarshal(raw, &v.b); err != nil {
+		switch string(bytes.TrimSpace(raw)) {
+		case "true":
+			v.b = true
+		case "false":
+		default:
 			return v, invalid(at, "must be true or false")
 		}
 	}
@@ -289,7 +349,7 @@ func (f *Field) parse(at string, raw json.RawMessage) (value, error) {
 // policy returns the stored form of a value, and whether it is stored.
 func (t transformer) policy(f *Field, at string, v value) (json.RawMessage, bool, error) {
 	p := f.Policy
-	var out any
+	var out string
 	switch p.Action {
 	case "drop":
 		return nil, false, nil
@@ -298,7 +358,7 @@ func (t transformer) policy(f *Field, at string, v value) (json.RawMessage, bool
 		case "integer", "decimal":
 			return json.RawMessage(v.s), true, nil
 		case "boolean":
-			out = v.b
+			return json.RawMessage(strconv.FormatBool(v.b)), true, nil
 		default:
 			out = v.s
 		}
@@ -307,7 +367,7 @@ func (t transformer) policy(f *Field, at string, v value) (json.RawMessage, bool
 		if err != nil {
 			return nil, false, invalid(at, "cannot be pseudonymised: %v", err)
 		}
-		out = ps
+		out = string(ps)
 	case "generalise":
 		var s string
 		var err error
@@ -328,11 +388,7 @@ func (t transformer) policy(f *Field, at string, v value) (json.RawMessage, bool
 		}
 		out = s
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return nil, false, err
-	}
-	return b, true, nil
+	return quoteJSON(out), true, nil
 }
 
 // handlePutSchema registers a schema, or a new version of one: its version

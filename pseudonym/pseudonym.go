@@ -55,9 +55,10 @@ func Canonical(id string) (string, error) {
 		return "", fmt.Errorf("%w: identifier longer than %d bytes", ErrInvalid, maxIDLen)
 	}
 	s := id
-	if !isASCII(s) {
-		s = norm.NFKC.String(s)
+	if isASCII(s) {
+		return canonicalASCII(s)
 	}
+	s = norm.NFKC.String(s)
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
@@ -76,6 +77,31 @@ func Canonical(id string) (string, error) {
 		return "", fmt.Errorf("%w: identifier is empty", ErrInvalid)
 	}
 	return b.String(), nil
+}
+
+// canonicalASCII is Canonical for ASCII input, without decoding runes.
+func canonicalASCII(s string) (string, error) {
+	b := make([]byte, 0, len(s))
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			space = len(b) > 0
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if space {
+			b = append(b, ' ')
+			space = false
+		}
+		b = append(b, c)
+	}
+	if len(b) == 0 {
+		return "", fmt.Errorf("%w: identifier is empty", ErrInvalid)
+	}
+	return string(b), nil
 }
 
 func isASCII(s string) bool {
