@@ -13,7 +13,7 @@ import (
 
 // appendReq is one Append call waiting for its group's result.
 type appendReq struct {
-	encs [][]byte
+	g    group
 	size int
 	done chan groupResult // buffered: the responder never blocks
 }
@@ -38,16 +38,33 @@ type pending struct {
 // Append on a follower returns a *NotLeaderError naming the leader; while no
 // leader is known it waits for one, within ctx.
 func (l *Ledger) Append(ctx context.Context, entries ...Entry) ([]Receipt, error) {
+	return l.AppendWithKeys(ctx, nil, entries...)
+}
+
+// AppendWithKeys is Append with requirements on the key store (see
+// KeyRequirement), checked and applied atomically with the entries: if one
+// fails, nothing of the call is written.
+func (l *Ledger) AppendWithKeys(ctx context.Context, keys []KeyRequirement, entries ...Entry) ([]Receipt, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
-	if len(entries) == 0 {
+	if len(entries) == 0 && len(keys) == 0 {
 		return nil, nil
 	}
 	req, err := l.prepare(entries)
 	if err != nil {
 		return nil, err
 	}
+	for i := range keys {
+		if err := keys[i].validate(i); err != nil {
+			return nil, err
+		}
+		req.size += len(keys[i].Name) + len(keys[i].Create) + 40
+	}
+	if req.size > l.cfg.MaxBatchBytes {
+		return nil, &ValidationError{Entry: -1, Field: "entries", Reason: reasonTooLarge}
+	}
+	req.g.keys = keys
 	if err := l.awaitLeadership(ctx); err != nil {
 		return nil, err
 	}
@@ -80,7 +97,7 @@ func (l *Ledger) enqueue(ctx context.Context, req *appendReq) error {
 // prepare validates and encodes entries on the caller's goroutine, filling
 // a zero ID or Time.
 func (l *Ledger) prepare(entries []Entry) (*appendReq, error) {
-	req := &appendReq{encs: make([][]byte, len(entries)), done: make(chan groupResult, 1)}
+	req := &appendReq{g: group{encs: make([][]byte, len(entries))}, done: make(chan groupResult, 1)}
 	var now time.Time
 	for i := range entries {
 		e := entries[i]
@@ -100,8 +117,8 @@ func (l *Ledger) prepare(entries []Entry) (*appendReq, error) {
 		if err := e.validate(i, l.cfg.MaxEntryBytes); err != nil {
 			return nil, err
 		}
-		req.encs[i] = e.encode()
-		req.size += len(req.encs[i]) + 4
+		req.g.encs[i] = e.encode()
+		req.size += len(req.g.encs[i]) + 4
 	}
 	if req.size > l.cfg.MaxBatchBytes {
 		return nil, &ValidationError{Entry: -1, Field: "entries", Reason: reasonTooLarge}
@@ -170,7 +187,7 @@ func (l *Ledger) batcher() {
 			}
 		}
 		cb.reset()
-		cb.add(first.encs)
+		cb.add(first.g)
 		reqs := []*appendReq{first}
 		size := first.size
 		yields := 0
@@ -182,7 +199,7 @@ func (l *Ledger) batcher() {
 					carry = r
 					break fill
 				}
-				cb.add(r.encs)
+				cb.add(r.g)
 				reqs = append(reqs, r)
 				size += r.size
 				yields = 0

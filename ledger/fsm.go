@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,8 +39,10 @@ type fsm struct {
 	failed atomic.Pointer[error] // set when the state can no longer be trusted
 
 	published atomic.Pointer[meta]
-	applied   broadcast // notified when a new state is published
-	started   broadcast // notified when an ApplyBatch begins
+	applied   broadcast     // notified when a new state is published
+	started   broadcast     // notified when an ApplyBatch begins
+	purge     broadcast     // notified when keys are destroyed
+	destroyed atomic.Uint64 // the Raft index of the last destroy applied
 }
 
 var (
@@ -86,6 +89,11 @@ func (f *fsm) load() error {
 		}
 		f.tree, f.cur = tree, m
 		f.ids = loadIDFilter(r.txn)
+		if item, err := r.txn.Get([]byte{keyDestroy}); err == nil {
+			if v, err := item.ValueCopy(nil); err == nil && len(v) == 8 {
+				f.destroyed.Store(binary.BigEndian.Uint64(v))
+			}
+		}
 		f.publish(m)
 		return nil
 	})
@@ -139,7 +147,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if l.Index <= b.m.Applied {
 			continue // replayed after a restart: already in the state
 		}
-		if l.Type == raft.LogCommand {
+		if l.Type == raft.LogCommand && len(l.Data) > 0 && l.Data[0] == cmdDestroy {
+			resp[i] = b.applyDestroy(l)
+		} else if l.Type == raft.LogCommand {
 			resp[i] = b.applyCommand(l)
 		}
 		b.m.Applied = l.Index
@@ -226,6 +236,42 @@ func (b *batch) commit(more bool) {
 	}
 }
 
+// applyDestroy destroys keys: it commits what the batch wrote so far, drops
+// the keys' values from the state database's files (Badger's DropPrefix
+// rewrites the tables and memtables holding them), then writes their
+// tombstones in a new transaction. Re-applied after a crash, it finds the
+// values gone and writes the tombstones again.
+func (b *batch) applyDestroy(l *raft.Log) any {
+	names, ok := decodeDestroy(l.Data)
+	if !ok {
+		b.f.logger.Error("ledger: undecodable destroy command skipped", "raft_index", l.Index)
+		return corrupt("raft log %d holds an undecodable command", l.Index)
+	}
+	b.commit(true) // the state before this log, with its applied index
+	if b.err != nil {
+		return b.err
+	}
+	var present [][]byte
+	for _, n := range names {
+		if _, err := b.r.key(n); err == nil {
+			present = append(present, storeKey(prefixKey, n))
+		}
+	}
+	if len(present) > 0 {
+		if err := b.f.db.DropPrefix(present...); err != nil {
+			b.err = fmt.Errorf("ledger: destroy keys at raft index %d: %w", l.Index, storageErr(err))
+			return b.err
+		}
+	}
+	for _, n := range names {
+		b.set(storeKey(prefixTomb, n), []byte{})
+	}
+	b.set([]byte{keyDestroy}, binary.BigEndian.AppendUint64(nil, l.Index))
+	b.f.destroyed.Store(l.Index)
+	b.f.purge.notify()
+	return nil
+}
+
 // applyCommand applies each group of a command; it returns []groupResult, or
 // an error when the command does not decode (which the leader never
 // proposes).
@@ -258,7 +304,26 @@ func (b *batch) stored(index uint64) ([]byte, error) {
 // applyGroup applies the entries of one Append call: first it checks every
 // entry against the log, then it writes the new ones, so a conflict leaves
 // nothing of the group behind.
-func (b *batch) applyGroup(encs [][]byte) groupResult {
+func (b *batch) applyGroup(g group) groupResult {
+	encs := g.encs
+	var create []KeyRequirement
+	for _, kr := range g.keys {
+		v, err := b.r.key(kr.Name)
+		switch {
+		case errors.Is(err, ErrKeyDestroyed):
+			return groupResult{err: &KeyError{Name: kr.Name, Err: ErrKeyDestroyed}}
+		case errors.Is(err, ErrNotFound):
+			if kr.Create == nil {
+				return groupResult{err: &KeyError{Name: kr.Name, Err: ErrNotFound}}
+			}
+			create = append(create, kr)
+		case err != nil:
+			b.err = err
+			return groupResult{err: err}
+		case sha256.Sum256(v) != kr.Hash:
+			return groupResult{err: &KeyError{Name: kr.Name, Err: ErrKeyConflict}}
+		}
+	}
 	receipts := make([]Receipt, len(encs))
 	dupOf := make([]int, len(encs)) // -1: new; -2: already in the log; j: same as encs[j]
 	var seen map[uuid.UUID]int
@@ -302,6 +367,9 @@ func (b *batch) applyGroup(encs [][]byte) groupResult {
 		}
 		receipts[i] = Receipt{ID: id, Index: index, Leaf: merkle.LeafHash(old), Duplicate: true}
 		dupOf[i] = -2
+	}
+	for _, kr := range create {
+		b.set(storeKey(prefixKey, kr.Name), kr.Create)
 	}
 	for i, enc := range encs {
 		switch {

@@ -53,8 +53,8 @@ func FuzzDecodeChunk(f *testing.F) {
 // every group it accepts re-encodes to the same command.
 func FuzzDecodeCommand(f *testing.F) {
 	var cb commandBuilder
-	cb.add([][]byte{newEntry(1).encode(), newEntry(2).encode()})
-	cb.add([][]byte{newEntry(3).encode()})
+	cb.add(group{encs: [][]byte{newEntry(1).encode(), newEntry(2).encode()}})
+	cb.add(group{keys: []KeyRequirement{NewKey([]byte("subject/1"), []byte("wrapped key")), ExistingKey([]byte("subject/2"), []byte("v"))}, encs: [][]byte{newEntry(3).encode()}})
 	f.Add(cb.bytes())
 	f.Add([]byte{cmdAppend, 0})
 	f.Add([]byte{9})

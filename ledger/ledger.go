@@ -52,6 +52,10 @@ type Ledger struct {
 	leaders   broadcast     // notified on every leader change
 	readyTerm atomic.Uint64 // term in which this leader has applied a barrier
 
+	snaps     *raft.FileSnapshotStore
+	purged    atomic.Uint64 // Raft index through which destroyed keys are purged
+	purgeDone broadcast
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -111,6 +115,7 @@ func (l *Ledger) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ledger: snapshots: %w", err)
 	}
+	l.snaps = snaps
 	if l.trans, err = newTransport(cfg, hclogger); err != nil {
 		return err
 	}
@@ -152,10 +157,12 @@ func (l *Ledger) open(ctx context.Context) error {
 	if l.raft, err = raft.NewRaft(rc, l.fsm, logStore, l.logs, snaps, l.trans); err != nil {
 		return fmt.Errorf("ledger: start raft: %w", err)
 	}
+	l.purged.Store(readPurged(cfg.Dir))
 	l.startObserver()
-	l.done.Add(2)
+	l.done.Add(3)
 	go l.batcher()
 	go l.responder()
+	go l.purger()
 	if l.soleVoter() {
 		// Lead, then apply everything in the log before returning, so that
 		// the first read after Open sees every entry written before.

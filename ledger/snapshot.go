@@ -209,7 +209,7 @@ func (f *fsm) replace(hr *hashingReader, snap meta) error {
 		if len(k) == 0 {
 			break
 		}
-		if k[0] < prefixChunk || k[0] > prefixNode {
+		if k[0] < prefixChunk || k[0] > keyDestroy {
 			return corrupt("snapshot holds an unknown key space %#x", k[0])
 		}
 		v, err := hr.readBytes(1 << 30)

@@ -23,6 +23,9 @@ import (
 //	0x03 | level (1) | index (8) -> hash of the perfect subtree of 2^level
 //	                                leaves starting at leaf index<<level,
 //	                                for level >= nodeMinLevel
+//	0x04 | name                  -> a key store value (see keys.go)
+//	0x05 | name                  -> a destroyed key's tombstone (empty)
+//	0x06                         -> the Raft index of the last Destroy (8)
 //
 // A chunk holds up to chunkMax consecutive entries written by one apply:
 //
@@ -41,6 +44,9 @@ const (
 	prefixChunk byte = 0x01
 	prefixID    byte = 0x02
 	prefixNode  byte = 0x03
+	prefixKey   byte = 0x04
+	prefixTomb  byte = 0x05
+	keyDestroy  byte = 0x06 // the Raft index of the last Destroy applied (8)
 
 	chunkFormatV1 byte = 1
 
@@ -65,6 +71,10 @@ func idKey(id uuid.UUID) []byte {
 	k[0] = prefixID
 	copy(k[1:], id[:])
 	return k
+}
+
+func storeKey(prefix byte, name []byte) []byte {
+	return append([]byte{prefix}, name...)
 }
 
 func nodeKey(level uint8, index uint64) []byte {
@@ -281,6 +291,24 @@ func (r *reader) lookupID(id uuid.UUID) (index uint64, ok bool, err error) {
 		return nil
 	})
 	return index, err == nil, storageErr(err)
+}
+
+// key returns a key store value, copied.
+func (r *reader) key(name []byte) ([]byte, error) {
+	if _, err := r.txn.Get(storeKey(prefixTomb, name)); err == nil {
+		return nil, ErrKeyDestroyed
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, storageErr(err)
+	}
+	item, err := r.txn.Get(storeKey(prefixKey, name))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	v, err := item.ValueCopy(nil)
+	return v, storageErr(err)
 }
 
 // Node implements merkle.NodeSource over the stored state: stored hashes

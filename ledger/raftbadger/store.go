@@ -94,6 +94,12 @@ type Store struct {
 	mu          sync.Mutex // guards first and last
 	first, last uint64
 
+	// writeMu serialises writes, so that a purging DeleteRange (which
+	// blocks Badger's writes while it rewrites files) makes other writers
+	// wait rather than fail.
+	writeMu sync.Mutex
+	purge   bool // the next DeleteRange drops the logs from the files
+
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed sync.Once
@@ -271,6 +277,8 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
 	for _, l := range logs {
@@ -306,6 +314,8 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 // synced transactions as Badger allows. Only indexes inside the stored
 // bounds are visited, so the cost is proportional to what is deleted.
 func (s *Store) DeleteRange(min, max uint64) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.last == 0 || min > max {
@@ -320,6 +330,13 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	}
 	if lo > hi {
 		return nil
+	}
+	if s.purge {
+		s.purge = false
+		if err := s.db.DropPrefix(rangePrefixes(lo, hi)...); err != nil {
+			return translate(err)
+		}
+		return s.reloadBoundsAfter(lo, hi)
 	}
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
@@ -343,8 +360,13 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	if err := txn.Commit(); err != nil {
 		return translate(err)
 	}
-	// Re-read the bounds from just outside the deleted range, so that
-	// neither seek walks over the tombstones just written.
+	return s.reloadBoundsAfter(lo, hi)
+}
+
+// reloadBoundsAfter re-reads the bounds after [lo, hi] was deleted, from
+// just outside the range, so that neither seek walks over its tombstones.
+// s.mu is held.
+func (s *Store) reloadBoundsAfter(lo, hi uint64) error {
 	if lo <= s.first {
 		next, err := s.seek(hi+1, false)
 		if err != nil {
@@ -372,8 +394,46 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	return nil
 }
 
+// PurgeNextDelete makes the next DeleteRange remove the logs from the
+// database's files too (Badger's DropPrefix: memtables flushed, tables
+// rewritten without them), not only mark them deleted: for logs that held
+// key material since destroyed. Writes wait while it runs.
+func (s *Store) PurgeNextDelete() {
+	s.writeMu.Lock()
+	s.purge = true
+	s.writeMu.Unlock()
+}
+
+// rangePrefixes returns the fewest key prefixes that together cover the
+// log keys of [lo, hi] exactly: whole blocks of 256, 65536, ... indexes
+// aligned on their size share a shorter prefix.
+func rangePrefixes(lo, hi uint64) [][]byte {
+	var out [][]byte
+	for i := lo; ; {
+		// The largest aligned block starting at i that ends by hi.
+		k := 0
+		for k < 8 {
+			size := uint64(1) << (8 * uint(k+1))
+			if k+1 == 8 || i%size != 0 || i+size-1 > hi || i+size-1 < i {
+				break
+			}
+			k++
+		}
+		key := logKey(i)
+		out = append(out, key[:9-k])
+		step := uint64(1) << (8 * uint(k))
+		if i+step-1 >= hi || i+step < i {
+			break
+		}
+		i += step
+	}
+	return out
+}
+
 // Set stores a stable value durably.
 func (s *Store) Set(key, val []byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	return translate(s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(stableKey(key), append([]byte(nil), val...))
 	}))

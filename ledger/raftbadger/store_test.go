@@ -10,6 +10,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
+
+	"coapp.coop/internal/fsscan"
 )
 
 func mustOpen(tb testing.TB, dir string, cfg Config) *Store {
@@ -310,4 +312,80 @@ func FuzzDecodeLog(f *testing.F) {
 			t.Fatalf("decodeLog accepted a value that does not re-encode to itself")
 		}
 	})
+}
+
+func TestRangePrefixesCoverExactly(t *testing.T) {
+	for _, r := range [][2]uint64{{1, 1}, {1, 600}, {255, 257}, {256, 511}, {0, 65536}, {1000, 200000}, {7, 7 + 256*256*3 + 5}} {
+		prefixes := rangePrefixes(r[0], r[1])
+		covered := func(i uint64) bool {
+			k := logKey(i)
+			for _, p := range prefixes {
+				if bytes.HasPrefix(k, p) {
+					return true
+				}
+			}
+			return false
+		}
+		lo := r[0]
+		if lo > 300 {
+			lo -= 300
+		} else {
+			lo = 0
+		}
+		for i := lo; i <= r[1]+300; i++ {
+			if in := i >= r[0] && i <= r[1]; covered(i) != in {
+				t.Fatalf("range %v: index %d covered=%v, want %v (%d prefixes)", r, i, covered(i), in, len(prefixes))
+			}
+		}
+		if len(prefixes) > 2*255*8 {
+			t.Errorf("range %v: %d prefixes", r, len(prefixes))
+		}
+	}
+}
+
+// TestPurgeRemovesFromFiles checks that a purging DeleteRange leaves no
+// byte of the deleted logs in the store's files, and keeps the rest.
+func TestPurgeRemovesFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Config{})
+	marker := func(i uint64) []byte { return []byte(fmt.Sprintf("SECRET-LOG-%06d", i)) }
+	var logs []*raft.Log
+	for i := uint64(1); i <= 1000; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: marker(i)})
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	s.PurgeNextDelete()
+	if err := s.DeleteRange(1, 600); err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, 601, 1000)
+	var l raft.Log
+	if err := s.GetLog(601, &l); err != nil || !bytes.Equal(l.Data, marker(601)) {
+		t.Fatalf("GetLog(601) after purge = %q, %v", l.Data, err)
+	}
+	var gone, kept [][]byte
+	for i := uint64(1); i <= 600; i += 37 {
+		gone = append(gone, marker(i))
+	}
+	kept = append(kept, marker(700))
+	found, err := fsscan.Scan(dir, append(gone, kept...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawKept := false
+	for _, m := range found {
+		if bytes.Equal(m.Needle, kept[0]) {
+			sawKept = true
+			continue
+		}
+		t.Errorf("purged log bytes %q still in %s", m.Needle, m.Path)
+	}
+	if !sawKept {
+		t.Error("the scan does not find a kept log: it proves nothing")
+	}
+	// Writes go on after the purge.
+	storeRange(t, s, 1001, 1010, 8)
+	checkBounds(t, s, 601, 1010)
 }
