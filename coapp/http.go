@@ -18,6 +18,7 @@ import (
 
 	"coapp.coop/ledger"
 	"coapp.coop/ledger/merkle"
+	"coapp.coop/pseudonym"
 )
 
 // errorBody is the JSON shape of every error response:
@@ -86,6 +87,8 @@ func (n *Node) routeTable() []route {
 		{"POST /v1/cluster/join", admin, n.handleJoin},
 		{"DELETE /v1/cluster/nodes/{id}", admin, n.handleRemoveNode},
 		{"POST /v1/cluster/nodes/{id}/promote", admin, n.handlePromote},
+		{"POST /v1/subjects/access", member, n.handleAccess},
+		{"POST /v1/subjects/erase", member, n.handleErase},
 		{"POST /v1/schemas", admin, n.handlePutSchema},
 		{"GET /v1/schemas", member, n.handleSchemas},
 		{"GET /v1/schemas/{type}", member, n.handleSchema},
@@ -241,6 +244,8 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, "invalid", ve.Error(), ve.Field)
 	case errors.As(err, &lve):
 		writeError(w, http.StatusBadRequest, "invalid", lve.Error(), lve.Field)
+	case errors.Is(err, ErrErased):
+		writeError(w, http.StatusGone, "erased", "the subject was erased: nothing more is published about them", "")
 	case errors.As(err, &vc):
 		writeError(w, http.StatusConflict, "conflict", vc.Error(), "version")
 	case errors.As(err, &ce):
@@ -468,9 +473,8 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 	if len(records) == 0 {
 		return nil, invalid("records", "required: at least one record")
 	}
-	entries := make([]ledger.Entry, len(records))
-	seen := make(map[uuid.UUID]int, len(records))
-	tr := transformer{keys: n.keys, member: member}
+	preps := make([]prepared, len(records))
+	tr := &transformer{keys: n.keys, member: member}
 	for i := range records {
 		at := fmt.Sprintf("records[%d]", i)
 		if err := records[i].validate(at); err != nil {
@@ -483,19 +487,31 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 			}
 			return nil, invalid(at+".type", "no schema is registered for %s", records[i].Type)
 		}
-		e, err := records[i].entry(tr, &s, at)
+		p, err := records[i].prepare(tr, &s, at)
 		if err != nil {
 			return nil, err
 		}
-		if j, dup := seen[e.ID]; dup && string(entries[j].Payload) != string(e.Payload) {
-			return nil, invalid(at+".id", "repeats records[%d].id with different content", j)
-		}
-		seen[e.ID] = i
-		entries[i] = e
+		preps[i] = p
 	}
-	start := time.Now()
-	rs, err := n.ledger.Append(ctx, entries...)
-	n.metrics.appendLatency(time.Since(start), err)
+	// Seal each record under its subject's data key, and append with the
+	// requirement that those keys are still the ones in the key store. A
+	// key created meanwhile by another request conflicts: read it, retry.
+	var rs []ledger.Receipt
+	var err error
+	for attempt := 0; ; attempt++ {
+		rs, err = n.sealAndAppend(ctx, preps)
+		if errors.Is(err, ledger.ErrKeyConflict) || errors.Is(err, ledger.ErrKeyDestroyed) || errors.Is(err, ledger.ErrNotFound) {
+			// The remembered keys were stale: read them again.
+			n.cache.forgetWrapped()
+		}
+		if attempt < 3 && errors.Is(err, ledger.ErrKeyConflict) {
+			continue
+		}
+		break
+	}
+	if errors.Is(err, ledger.ErrKeyDestroyed) {
+		return nil, ErrErased
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -504,6 +520,34 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 		out[i] = Receipt{ID: rc.ID, Index: rc.Index, Leaf: rc.Leaf}
 	}
 	return out, nil
+}
+
+func (n *Node) sealAndAppend(ctx context.Context, preps []prepared) ([]ledger.Receipt, error) {
+	subjects := make([]pseudonym.Pseudonym, len(preps))
+	for i := range preps {
+		subjects[i] = preps[i].payload.Subject
+	}
+	keys, reqs, err := n.subjectKeys(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]ledger.Entry, len(preps))
+	seen := make(map[uuid.UUID]int, len(preps))
+	for i := range preps {
+		e, err := preps[i].seal(keys[preps[i].payload.Subject])
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[e.ID]; dup && string(entries[j].Payload) != string(e.Payload) {
+			return nil, invalid(fmt.Sprintf("records[%d].id", i), "repeats records[%d].id with different content", j)
+		}
+		seen[e.ID] = i
+		entries[i] = e
+	}
+	start := time.Now()
+	rs, err := n.ledger.AppendWithKeys(ctx, reqs, entries...)
+	n.metrics.appendLatency(time.Since(start), err)
+	return rs, err
 }
 
 // read runs fn at the request's consistency, on this node or the leader.

@@ -87,6 +87,7 @@ type Node struct {
 	ledger *ledger.Ledger
 	view   *view
 	keys   *pseudonym.Keyring
+	cache  keyCache
 
 	httpServer *http.Server
 	httpLn     net.Listener

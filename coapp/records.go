@@ -1,6 +1,7 @@
 package coapp
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -53,15 +54,15 @@ type RecordInfo struct {
 
 // recordPayload is the ledger payload of a record: the schema's type and
 // version, the subject's pseudonym, the time, and the fields as the
-// schema's policies left them. encoding/json writes it deterministically
-// (struct fields in order, map keys sorted), so that the same record sent
-// twice makes the same entry.
+// schema's policies left them, sealed under the subject's data key (Box).
+// It is written deterministically (see encode), so that the same record
+// sent twice makes the same entry.
 type recordPayload struct {
-	Type    string                     `json:"type"`
-	Version int                        `json:"version"`
-	Subject pseudonym.Pseudonym        `json:"subject"`
-	Time    string                     `json:"time"`
-	Fields  map[string]json.RawMessage `json:"fields,omitempty"`
+	Type    string              `json:"type"`
+	Version int                 `json:"version"`
+	Subject pseudonym.Pseudonym `json:"subject"`
+	Time    string              `json:"time"`
+	Box     []byte              `json:"box,omitempty"`
 }
 
 const (
@@ -102,40 +103,73 @@ func (r *Record) validate(at string) error {
 	return nil
 }
 
-// entry applies the schema to a validated record and returns the ledger
-// entry that stores it: subject pseudonymised, fields transformed.
-func (r *Record) entry(t transformer, s *Schema, at string) (ledger.Entry, error) {
+// prepared is a record validated and transformed, waiting for its subject's
+// data key.
+type prepared struct {
+	entry   ledger.Entry
+	payload recordPayload
+	fields  map[string]json.RawMessage
+}
+
+// prepare applies the schema to a validated record: subject pseudonymised,
+// fields transformed. seal then finishes the entry with the subject's key.
+func (r *Record) prepare(t *transformer, s *Schema, at string) (prepared, error) {
 	fields, err := t.apply(s, at, r.Fields)
+	if err != nil {
+		return prepared{}, err
+	}
+	subject, err := t.pseudonym(t.domain(s.SubjectDomain), r.Subject)
+	if err != nil {
+		return prepared{}, invalid(at+".subject", "cannot be pseudonymised: %v", err)
+	}
+	tm := r.Time.UTC()
+	return prepared{
+		entry:   ledger.Entry{ID: r.ID, Kind: KindRecord, Author: t.member, Time: tm},
+		payload: recordPayload{Type: r.Type, Version: s.Version, Subject: subject, Time: tm.Format(time.RFC3339Nano)},
+		fields:  fields,
+	}, nil
+}
+
+// seal encrypts the fields under the subject's data key, deterministically,
+// and returns the finished entry.
+func (p *prepared) seal(dataKey pseudonym.Secret) (ledger.Entry, error) {
+	box, err := pseudonym.SealDeterministic(dataKey, encodeFields(p.fields), recordAD(p.entry, &p.payload))
 	if err != nil {
 		return ledger.Entry{}, err
 	}
-	subject, err := t.keys.Pseudonym(t.domain(s.SubjectDomain), r.Subject)
-	if err != nil {
-		return ledger.Entry{}, invalid(at+".subject", "cannot be pseudonymised: %v", err)
-	}
-	tm := r.Time.UTC()
-	payload := recordPayload{
-		Type:    r.Type,
-		Version: s.Version,
-		Subject: subject,
-		Time:    tm.Format(time.RFC3339Nano),
-		Fields:  fields,
-	}
-	return ledger.Entry{ID: r.ID, Kind: KindRecord, Author: t.member, Time: tm, Payload: payload.encode()}, nil
+	p.payload.Box = box
+	e := p.entry
+	e.Payload = p.payload.encode()
+	return e, nil
 }
 
-// encode writes the payload as encoding/json would (struct fields in order,
-// map keys sorted), without reflection: every field value is already
-// canonical JSON, from the schema's policies.
-func (p *recordPayload) encode() []byte {
-	keys := make([]string, 0, len(p.Fields))
-	n := 96 + len(p.Type) + len(p.Subject)
-	for k, v := range p.Fields {
+// encodeFields writes canonical field values as a JSON object with sorted
+// keys, as encoding/json would, without reflection.
+func encodeFields(fields map[string]json.RawMessage) []byte {
+	keys := make([]string, 0, len(fields))
+	n := 2
+	for k, v := range fields {
 		keys = append(keys, k)
 		n += len(k) + len(v) + 4
 	}
 	sort.Strings(keys)
 	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, quoteJSON(k)...)
+		b = append(b, ':')
+		b = append(b, fields[k]...)
+	}
+	return append(b, '}')
+}
+
+// encode writes the payload as encoding/json would (struct fields in order,
+// the box in base64), without reflection.
+func (p *recordPayload) encode() []byte {
+	b := make([]byte, 0, 96+len(p.Type)+len(p.Subject)+base64.StdEncoding.EncodedLen(len(p.Box)))
 	b = append(b, `{"type":`...)
 	b = append(b, quoteJSON(p.Type)...)
 	b = append(b, `,"version":`...)
@@ -144,17 +178,10 @@ func (p *recordPayload) encode() []byte {
 	b = append(b, quoteJSON(string(p.Subject))...)
 	b = append(b, `,"time":`...)
 	b = append(b, quoteJSON(p.Time)...)
-	if len(keys) > 0 {
-		b = append(b, `,"fields":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, quoteJSON(k)...)
-			b = append(b, ':')
-			b = append(b, p.Fields[k]...)
-		}
-		b = append(b, '}')
+	if len(p.Box) > 0 {
+		b = append(b, `,"box":"`...)
+		b = base64.StdEncoding.AppendEncode(b, p.Box)
+		b = append(b, '"')
 	}
 	return append(b, '}')
 }

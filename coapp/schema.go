@@ -181,6 +181,30 @@ var units = map[string]pseudonym.Unit{"day": pseudonym.Day, "week": pseudonym.We
 type transformer struct {
 	keys   *pseudonym.Keyring
 	member string
+	memo   map[memoKey]pseudonym.Pseudonym // pseudonyms made in this call
+}
+
+type memoKey struct {
+	domain pseudonym.Domain
+	id     string
+}
+
+// pseudonym returns an identifier's pseudonym, once per call: a record's
+// subject is often also one of its fields.
+func (t *transformer) pseudonym(d pseudonym.Domain, id string) (pseudonym.Pseudonym, error) {
+	k := memoKey{d, id}
+	if p, ok := t.memo[k]; ok {
+		return p, nil
+	}
+	p, err := t.keys.Pseudonym(d, id)
+	if err != nil {
+		return "", err
+	}
+	if t.memo == nil {
+		t.memo = map[memoKey]pseudonym.Pseudonym{}
+	}
+	t.memo[k] = p
+	return p, nil
 }
 
 func (t transformer) domain(name string) pseudonym.Domain {
@@ -192,7 +216,7 @@ func (t transformer) domain(name string) pseudonym.Domain {
 
 // apply validates a record's fields against the schema and returns them as
 // they are to be stored, every policy applied; at names the record.
-func (t transformer) apply(s *Schema, at string, fields map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+func (t *transformer) apply(s *Schema, at string, fields map[string]json.RawMessage) (map[string]json.RawMessage, error) {
 	for name := range fields {
 		if s.field(name) == nil {
 			return nil, invalid(at+".fields."+name, "not a field of %s version %d", s.Type, s.Version)
@@ -347,7 +371,7 @@ func (f *Field) parse(at string, raw json.RawMessage) (value, error) {
 }
 
 // policy returns the stored form of a value, and whether it is stored.
-func (t transformer) policy(f *Field, at string, v value) (json.RawMessage, bool, error) {
+func (t *transformer) policy(f *Field, at string, v value) (json.RawMessage, bool, error) {
 	p := f.Policy
 	var out string
 	switch p.Action {
@@ -363,7 +387,7 @@ func (t transformer) policy(f *Field, at string, v value) (json.RawMessage, bool
 			out = v.s
 		}
 	case "pseudonymise":
-		ps, err := t.keys.Pseudonym(t.domain(p.Domain), v.s)
+		ps, err := t.pseudonym(t.domain(p.Domain), v.s)
 		if err != nil {
 			return nil, false, invalid(at, "cannot be pseudonymised: %v", err)
 		}

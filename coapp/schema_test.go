@@ -140,21 +140,24 @@ func TestRecordsFollowTheirSchema(t *testing.T) {
 	}
 }
 
-// storedPayload reads a record's payload as the ledger holds it.
-func storedPayload(t *testing.T, n *Node, id uuid.UUID) recordPayload {
+// storedRecord reads a record as the ledger holds it, and its fields
+// decrypted with its subject's key.
+func storedRecord(t *testing.T, n *Node, id uuid.UUID) (recordPayload, map[string]json.RawMessage) {
 	t.Helper()
 	var p recordPayload
+	var fields map[string]json.RawMessage
 	err := n.Ledger().Read(testCtx(t), ledger.Stale, func(v *ledger.View) error {
 		e, _, err := v.ByID(id)
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(e.Payload, &p)
+		p, fields, err = n.openRecord(v, e)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p, fields
 }
 
 func TestPoliciesApplied(t *testing.T) {
@@ -168,26 +171,31 @@ func TestPoliciesApplied(t *testing.T) {
 	if _, err := admin.Publish(ctx, []client.Record{rec}); err != nil {
 		t.Fatal(err)
 	}
-	p := storedPayload(t, n, rec.ID)
+	p, fields := storedRecord(t, n, rec.ID)
 	want := map[string]string{
 		"birth_date": `"1987"`, "age": `"30-39"`, "postcode": `"401*"`, "service": `"home-care"`,
 		"hours": `2.5`, "when": `"2026-W10"`,
 	}
 	for k, v := range want {
-		if string(p.Fields[k]) != v {
-			t.Errorf("stored %s = %s, want %s", k, p.Fields[k], v)
+		if string(fields[k]) != v {
+			t.Errorf("stored %s = %s, want %s", k, fields[k], v)
 		}
 	}
-	if _, ok := p.Fields["phone"]; ok {
+	if _, ok := fields["phone"]; ok {
 		t.Error("the dropped phone number was stored")
 	}
-	if !strings.HasPrefix(string(p.Subject), "ps1.1.") || !strings.HasPrefix(string(p.Fields["email"]), `"ps1.1.`) {
-		t.Errorf("subject %s and email %s are not pseudonyms", p.Subject, p.Fields["email"])
+	if !strings.HasPrefix(string(p.Subject), "ps1.1.") || !strings.HasPrefix(string(fields["email"]), `"ps1.1.`) {
+		t.Errorf("subject %s and email %s are not pseudonyms", p.Subject, fields["email"])
 	}
 	// The subject and the e-mail field are the same person: the same
 	// pseudonym in the member's domain.
-	if `"`+string(p.Subject)+`"` != string(p.Fields["email"]) {
-		t.Errorf("subject %s and email %s differ for one identifier", p.Subject, p.Fields["email"])
+	if `"`+string(p.Subject)+`"` != string(fields["email"]) {
+		t.Errorf("subject %s and email %s differ for one identifier", p.Subject, fields["email"])
+	}
+	// The fields are sealed in the ledger: the stored payload holds no
+	// field in clear.
+	if len(p.Box) == 0 {
+		t.Error("the record's fields are not sealed")
 	}
 	// Another member sees the same person under another pseudonym.
 	tokB, _ := admin.CreateToken(ctx, "coop-b", false)
@@ -195,7 +203,7 @@ func TestPoliciesApplied(t *testing.T) {
 	if _, err := client.New(n.URL(), tokB.Token).Publish(ctx, []client.Record{recB}); err != nil {
 		t.Fatal(err)
 	}
-	if pb := storedPayload(t, n, recB.ID); pb.Subject == p.Subject {
+	if pb, _ := storedRecord(t, n, recB.ID); pb.Subject == p.Subject {
 		t.Error("two members' records of one person share a pseudonym")
 	}
 	// Republishing the same record gives the same receipt: pseudonyms
@@ -277,7 +285,7 @@ func TestNoRawIdentifierOnDisk(t *testing.T) {
 	// The scan is only worth something if it can find: the key file's
 	// directory holds nothing to find, but the ledger does hold the
 	// stored pseudonyms, which the scan must see.
-	p := storedPayload(t, n0, recs[0].ID)
+	p, _ := storedRecord(t, n0, recs[0].ID)
 	found, err := fsscan.Scan(nodes[2].cfg.Dir, []byte(p.Subject))
 	if err != nil || len(found) == 0 {
 		t.Fatalf("the scan does not find the stored pseudonym %s in n2's directory (%v): it would not find identifiers either", p.Subject, err)

@@ -35,6 +35,10 @@ type fsm struct {
 	tree *merkle.Tree
 	cur  meta
 	ids  *idFilter
+	// keyHashes remembers the hashes of key store values recently seen, so
+	// that most key requirements need no lookup. It is derived state:
+	// emptied on restore, kept coherent on create and destroy.
+	keyHashes keyHashCache
 
 	failed atomic.Pointer[error] // set when the state can no longer be trusted
 
@@ -89,6 +93,7 @@ func (f *fsm) load() error {
 		}
 		f.tree, f.cur = tree, m
 		f.ids = loadIDFilter(r.txn)
+		f.keyHashes = keyHashCache{}
 		if item, err := r.txn.Get([]byte{keyDestroy}); err == nil {
 			if v, err := item.ValueCopy(nil); err == nil && len(v) == 8 {
 				f.destroyed.Store(binary.BigEndian.Uint64(v))
@@ -264,7 +269,8 @@ func (b *batch) applyDestroy(l *raft.Log) any {
 		}
 	}
 	for _, n := range names {
-		b.set(storeKey(prefixTomb, n), []byte{})
+		b.set(storeKey(prefixKey, n), []byte{}) // the tombstone
+		b.f.keyHashes.drop(n)
 	}
 	b.set([]byte{keyDestroy}, binary.BigEndian.AppendUint64(nil, l.Index))
 	b.f.destroyed.Store(l.Index)
@@ -308,6 +314,9 @@ func (b *batch) applyGroup(g group) groupResult {
 	encs := g.encs
 	var create []KeyRequirement
 	for _, kr := range g.keys {
+		if h, ok := b.f.keyHashes.get(kr.Name); ok && h == kr.Hash {
+			continue // known to hold this value
+		}
 		v, err := b.r.key(kr.Name)
 		switch {
 		case errors.Is(err, ErrKeyDestroyed):
@@ -322,6 +331,8 @@ func (b *batch) applyGroup(g group) groupResult {
 			return groupResult{err: err}
 		case sha256.Sum256(v) != kr.Hash:
 			return groupResult{err: &KeyError{Name: kr.Name, Err: ErrKeyConflict}}
+		default:
+			b.f.keyHashes.put(kr.Name, kr.Hash)
 		}
 	}
 	receipts := make([]Receipt, len(encs))
@@ -370,6 +381,7 @@ func (b *batch) applyGroup(g group) groupResult {
 	}
 	for _, kr := range create {
 		b.set(storeKey(prefixKey, kr.Name), kr.Create)
+		b.f.keyHashes.put(kr.Name, kr.Hash)
 	}
 	for i, enc := range encs {
 		switch {

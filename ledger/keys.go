@@ -119,3 +119,26 @@ func (l *Ledger) Destroy(ctx context.Context, names ...[]byte) (uint64, error) {
 func (v *View) Key(name []byte) ([]byte, error) {
 	return v.r.key(name)
 }
+
+// keyHashCache maps key names to the SHA-256 of their values, for the
+// state machine's goroutine only. It holds at most keyHashCacheSize names
+// and forgets them all when full: a miss costs one lookup.
+type keyHashCache struct {
+	m map[string][sha256.Size]byte
+}
+
+const keyHashCacheSize = 1 << 16
+
+func (c *keyHashCache) get(name []byte) ([sha256.Size]byte, bool) {
+	h, ok := c.m[string(name)]
+	return h, ok
+}
+
+func (c *keyHashCache) put(name []byte, h [sha256.Size]byte) {
+	if c.m == nil || len(c.m) >= keyHashCacheSize {
+		c.m = make(map[string][sha256.Size]byte)
+	}
+	c.m[string(name)] = h
+}
+
+func (c *keyHashCache) drop(name []byte) { delete(c.m, string(name)) }

@@ -23,8 +23,8 @@ import (
 //	0x03 | level (1) | index (8) -> hash of the perfect subtree of 2^level
 //	                                leaves starting at leaf index<<level,
 //	                                for level >= nodeMinLevel
-//	0x04 | name                  -> a key store value (see keys.go)
-//	0x05 | name                  -> a destroyed key's tombstone (empty)
+//	0x04 | name                  -> a key store value (see keys.go), or
+//	                                empty: a destroyed key's tombstone
 //	0x06                         -> the Raft index of the last Destroy (8)
 //
 // A chunk holds up to chunkMax consecutive entries written by one apply:
@@ -45,7 +45,6 @@ const (
 	prefixID    byte = 0x02
 	prefixNode  byte = 0x03
 	prefixKey   byte = 0x04
-	prefixTomb  byte = 0x05
 	keyDestroy  byte = 0x06 // the Raft index of the last Destroy applied (8)
 
 	chunkFormatV1 byte = 1
@@ -295,11 +294,6 @@ func (r *reader) lookupID(id uuid.UUID) (index uint64, ok bool, err error) {
 
 // key returns a key store value, copied.
 func (r *reader) key(name []byte) ([]byte, error) {
-	if _, err := r.txn.Get(storeKey(prefixTomb, name)); err == nil {
-		return nil, ErrKeyDestroyed
-	} else if !errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, storageErr(err)
-	}
 	item, err := r.txn.Get(storeKey(prefixKey, name))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
@@ -308,6 +302,9 @@ func (r *reader) key(name []byte) ([]byte, error) {
 		return nil, storageErr(err)
 	}
 	v, err := item.ValueCopy(nil)
+	if err == nil && len(v) == 0 {
+		return nil, ErrKeyDestroyed
+	}
 	return v, storageErr(err)
 }
 

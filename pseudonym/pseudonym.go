@@ -140,6 +140,7 @@ type Keyring struct {
 	secrets map[uint32]Secret
 	current uint32
 	domains map[domainKeyID]*domainKey
+	keks    map[uint32]Secret
 }
 
 type domainKeyID struct {
@@ -195,6 +196,7 @@ func (k *Keyring) Retire(version uint32) error {
 		return fmt.Errorf("%w: version %d", ErrUnknownKey, version)
 	}
 	delete(k.secrets, version)
+	delete(k.keks, version)
 	for id := range k.domains {
 		if id.version == version {
 			delete(k.domains, id)

@@ -336,3 +336,23 @@ func TestGeneralise(t *testing.T) {
 }
 
 func nan() float64 { var z float64; return z / z }
+
+func TestSealDeterministic(t *testing.T) {
+	key := mustSecret(t)
+	a, _ := SealDeterministic(key, []byte("fields"), []byte("record 1"))
+	b, _ := SealDeterministic(key, []byte("fields"), []byte("record 1"))
+	c, _ := SealDeterministic(key, []byte("fields"), []byte("record 2"))
+	d, _ := SealDeterministic(key, []byte("other fields"), []byte("record 1"))
+	if string(a) != string(b) {
+		t.Error("the same input sealed twice differs")
+	}
+	if string(a[:24]) == string(c[:24]) || string(a[:24]) == string(d[:24]) {
+		t.Error("different inputs share a nonce")
+	}
+	if pt, err := Open(key, a, []byte("record 1")); err != nil || string(pt) != "fields" {
+		t.Errorf("Open = %q, %v", pt, err)
+	}
+	if _, err := Open(key, a, []byte("record 2")); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("Open with another record's data = %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package pseudonym
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 
@@ -29,6 +30,32 @@ func Seal(key Secret, plaintext, additional []byte) ([]byte, error) {
 	return aead.Seal(out, out, plaintext, additional), nil
 }
 
+// SealDeterministic is Seal with a synthetic nonce: SHA-256 of a label, the
+// key, the additional data's length, the additional data and the plaintext,
+// cut to 24 bytes. The same key, data and plaintext always give the same
+// bytes (so that a retried write is the same write), and any change gives a
+// fresh nonce. It reveals only whether two sealed values under one key,
+// with the same additional data, are equal.
+func SealDeterministic(key Secret, plaintext, additional []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.NewX(key.bytes())
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	h.Write([]byte("coapp/v1/nonce\x00"))
+	h.Write(key.bytes())
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(additional)))
+	h.Write(n[:])
+	h.Write(additional)
+	h.Write(plaintext)
+	var sum [sha256.Size]byte
+	nonce := h.Sum(sum[:0])[:chacha20poly1305.NonceSizeX]
+	out := make([]byte, 0, chacha20poly1305.NonceSizeX+len(plaintext)+chacha20poly1305.Overhead)
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plaintext, additional), nil
+}
+
 // Open decrypts what Seal made with the same key and additional data. A
 // wrong key, wrong additional data or any changed byte gives an error
 // wrapping ErrDecrypt.
@@ -48,17 +75,26 @@ func Open(key Secret, sealed, additional []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// kek returns the key-encryption key of a key version.
+// kek returns the key-encryption key of a key version, derived once.
 func (k *Keyring) kek(version uint32) (Secret, error) {
 	k.mu.RLock()
+	kek, cached := k.keks[version]
 	secret, ok := k.secrets[version]
 	k.mu.RUnlock()
+	if cached {
+		return kek, nil
+	}
 	if !ok {
 		return Secret{}, fmt.Errorf("%w: version %d", ErrUnknownKey, version)
 	}
-	var s Secret
-	copy(s.b[:], deriveKey(secret, kekInfo))
-	return s, nil
+	copy(kek.b[:], deriveKey(secret, kekInfo))
+	k.mu.Lock()
+	if k.keks == nil {
+		k.keks = map[uint32]Secret{}
+	}
+	k.keks[version] = kek
+	k.mu.Unlock()
+	return kek, nil
 }
 
 // WrapKey encrypts a subject's data key under the current key-encryption

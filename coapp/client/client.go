@@ -240,6 +240,39 @@ func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
 	return out, err
 }
 
+// SubjectRecord is one record about a subject: its fields, or Erased.
+type SubjectRecord struct {
+	RecordInfo
+	Fields map[string]json.RawMessage `json:"fields,omitempty"`
+	Erased bool                       `json:"erased,omitempty"`
+}
+
+// SubjectReport is what the ledger holds about a subject.
+type SubjectReport struct {
+	Pseudonyms []string        `json:"pseudonyms"`
+	Records    []SubjectRecord `json:"records"`
+}
+
+// Access returns what the ledger holds about a person, identified as the
+// calling member knows them: the right of access. The identifier travels
+// in the request body only.
+func (c *Client) Access(ctx context.Context, subject string) (SubjectReport, error) {
+	var out SubjectReport
+	err := c.do(ctx, http.MethodPost, "/v1/subjects/access", map[string]string{"subject": subject}, &out, true)
+	return out, err
+}
+
+// Erase destroys a person's data keys on every node: their records can no
+// longer be read, and nothing more can be published about them. It returns
+// the Raft index of the erasure.
+func (c *Client) Erase(ctx context.Context, subject string) (uint64, error) {
+	var out struct {
+		RaftIndex uint64 `json:"raft_index"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/subjects/erase", map[string]string{"subject": subject}, &out, true)
+	return out.RaftIndex, err
+}
+
 // PutSchema registers a schema, or its next version (admin). schema is
 // anything that marshals to the API's Schema JSON, such as coapp.Schema
 // (see docs/openapi.json). It returns the schema as registered.

@@ -1,0 +1,358 @@
+package coapp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"coapp.coop/ledger"
+	"coapp.coop/pseudonym"
+)
+
+// ErrErased is returned for a subject whose data key was destroyed: their
+// records cannot be decrypted, and nothing more is published about them.
+var ErrErased = errors.New("coapp: subject erased")
+
+// Each subject's record fields are sealed (XChaCha20-Poly1305) under a data
+// key of their own, stored in the ledger's key store wrapped under a
+// key-encryption key derived from the federation secret, under the name
+// "subject/" + the subject's pseudonym. Erasing a subject destroys that key
+// on every replica: their records stay in the log (and the Merkle tree
+// still verifies over the ciphertexts), but no replica, snapshot or later
+// backup can open them.
+
+func subjectKeyName(p pseudonym.Pseudonym) []byte { return []byte("subject/" + string(p)) }
+
+// keyCache holds unwrapped data keys by the hash of their wrapped form, so
+// that a key is unwrapped once. Every use first reads the wrapped key from
+// the ledger, so a destroyed key is never served from the cache.
+type keyCache struct {
+	mu   sync.RWMutex
+	keys map[[sha256.Size]byte]pseudonym.Secret
+	// wrapped remembers subjects' wrapped keys for publishing. A stale
+	// entry is harmless: the ledger checks every Append's keys, and a
+	// destroyed or replaced key fails it (and is forgotten here).
+	wrapped map[pseudonym.Pseudonym][]byte
+}
+
+func (c *keyCache) wrappedKey(p pseudonym.Pseudonym) ([]byte, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	w, ok := c.wrapped[p]
+	return w, ok
+}
+
+func (c *keyCache) rememberWrapped(p pseudonym.Pseudonym, w []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wrapped == nil || len(c.wrapped) > 100000 {
+		c.wrapped = map[pseudonym.Pseudonym][]byte{}
+	}
+	c.wrapped[p] = w
+}
+
+func (c *keyCache) forgetWrapped() {
+	c.mu.Lock()
+	c.wrapped = nil
+	c.mu.Unlock()
+}
+
+func (c *keyCache) unwrap(k *pseudonym.Keyring, name, wrapped []byte) (pseudonym.Secret, error) {
+	h := sha256.Sum256(wrapped)
+	c.mu.RLock()
+	dk, ok := c.keys[h]
+	c.mu.RUnlock()
+	if ok {
+		return dk, nil
+	}
+	dk, err := k.UnwrapKey(wrapped, name)
+	if err != nil {
+		return pseudonym.Secret{}, err
+	}
+	c.mu.Lock()
+	if c.keys == nil || len(c.keys) > 100000 {
+		c.keys = map[[sha256.Size]byte]pseudonym.Secret{}
+	}
+	c.keys[h] = dk
+	c.mu.Unlock()
+	return dk, nil
+}
+
+// subjectKeys returns the data key of each subject, read from the ledger on
+// this node (the leader, when publishing), creating the missing ones; and
+// the key requirements that tie an Append to exactly those keys.
+func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) (map[pseudonym.Pseudonym]pseudonym.Secret, []ledger.KeyRequirement, error) {
+	keys := make(map[pseudonym.Pseudonym]pseudonym.Secret, len(subjects))
+	var reqs []ledger.KeyRequirement
+	wrapped := make(map[pseudonym.Pseudonym][]byte, len(subjects))
+	var missing []pseudonym.Pseudonym
+	for _, s := range subjects {
+		if _, done := wrapped[s]; done {
+			continue
+		}
+		if w, ok := n.cache.wrappedKey(s); ok {
+			wrapped[s] = w
+			continue
+		}
+		wrapped[s] = nil
+		missing = append(missing, s)
+	}
+	read := func(v *ledger.View) error {
+		for _, s := range missing {
+			w, err := v.Key(subjectKeyName(s))
+			switch {
+			case errors.Is(err, ledger.ErrKeyDestroyed):
+				return fmt.Errorf("%w: %s", ErrErased, s)
+			case errors.Is(err, ledger.ErrNotFound):
+				w = nil
+			case err != nil:
+				return err
+			}
+			wrapped[s] = w
+		}
+		return nil
+	}
+	if len(missing) > 0 {
+		if err := n.ledger.Read(ctx, ledger.Stale, read); err != nil {
+			return nil, nil, err
+		}
+	}
+	for s, w := range wrapped {
+		name := subjectKeyName(s)
+		if w == nil {
+			dk, err := pseudonym.NewSecret()
+			if err != nil {
+				return nil, nil, err
+			}
+			if w, err = n.keys.WrapKey(dk, name); err != nil {
+				return nil, nil, err
+			}
+			keys[s] = dk
+			reqs = append(reqs, ledger.NewKey(name, w))
+			n.cache.rememberWrapped(s, w)
+			continue
+		}
+		dk, err := n.cache.unwrap(n.keys, name, w)
+		if err != nil {
+			return nil, nil, fmt.Errorf("coapp: subject key %s: %w", s, err)
+		}
+		keys[s] = dk
+		reqs = append(reqs, ledger.ExistingKey(name, w))
+		n.cache.rememberWrapped(s, w)
+	}
+	return keys, reqs, nil
+}
+
+// recordAD is the additional data a record's box is bound to: the entry it
+// travels in and the subject it belongs to, so that a box cannot be moved
+// to another record.
+func recordAD(e ledger.Entry, p *recordPayload) []byte {
+	b := make([]byte, 0, 160+len(e.Author)+len(p.Type)+len(p.Subject))
+	b = append(b, "coapp/v1/record|"...)
+	b = append(b, e.ID.String()...)
+	b = append(b, '|')
+	b = append(b, e.Author...)
+	b = append(b, '|')
+	b = e.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.999999999Z")
+	b = append(b, '|')
+	b = append(b, p.Type...)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(p.Version), 10)
+	b = append(b, '|')
+	return append(b, p.Subject...)
+}
+
+// openRecord decrypts a stored record's fields on this node, reading the
+// subject's key from v. An erased subject's record gives ErrErased.
+func (n *Node) openRecord(v *ledger.View, e ledger.Entry) (recordPayload, map[string]json.RawMessage, error) {
+	var p recordPayload
+	if err := json.Unmarshal(e.Payload, &p); err != nil {
+		return p, nil, fmt.Errorf("coapp: record %s: %w", e.ID, err)
+	}
+	if len(p.Box) == 0 {
+		return p, nil, nil
+	}
+	name := subjectKeyName(p.Subject)
+	w, err := v.Key(name)
+	if errors.Is(err, ledger.ErrKeyDestroyed) {
+		return p, nil, ErrErased
+	}
+	if err != nil {
+		return p, nil, err
+	}
+	dk, err := n.cache.unwrap(n.keys, name, w)
+	if err != nil {
+		return p, nil, err
+	}
+	plain, err := pseudonym.Open(dk, p.Box, recordAD(e, &p))
+	if err != nil {
+		return p, nil, fmt.Errorf("coapp: record %s: %w", e.ID, err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(plain, &fields); err != nil {
+		return p, nil, fmt.Errorf("coapp: record %s fields: %w", e.ID, err)
+	}
+	return p, fields, nil
+}
+
+// subjectRequest is the body of the subject endpoints: the person's raw
+// identifier travels only in a request body, never in a URL.
+type subjectRequest struct {
+	Subject string `json:"subject"`
+}
+
+// SubjectRecord is one record about a subject, as the right of access
+// shows it: its fields decrypted, or Erased.
+type SubjectRecord struct {
+	RecordInfo
+	Fields map[string]json.RawMessage `json:"fields,omitempty"`
+	Erased bool                       `json:"erased,omitempty"`
+}
+
+// SubjectReport answers the right of access: the subject's pseudonyms, as
+// the member and the federation know them, and every record under them.
+type SubjectReport struct {
+	Pseudonyms []pseudonym.Pseudonym `json:"pseudonyms"`
+	Records    []SubjectRecord       `json:"records"`
+}
+
+// subjectPseudonyms returns a subject's pseudonyms in the member's domain
+// and the federation's, under every key version held.
+func (n *Node) subjectPseudonyms(member, subject string) ([]pseudonym.Pseudonym, error) {
+	var out []pseudonym.Pseudonym
+	for _, d := range []pseudonym.Domain{pseudonym.MemberDomain(member), pseudonym.Federation} {
+		ps, err := n.keys.All(d, subject)
+		if err != nil {
+			return nil, invalid("subject", "cannot be pseudonymised: %v", err)
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+// Access lists what the ledger holds about a subject, as member sees them:
+// the records under the subject's pseudonyms in the member's domain and the
+// federation's, with their fields decrypted (erased ones marked). It reads
+// the whole log.
+func (n *Node) Access(ctx context.Context, member, subject string) (SubjectReport, error) {
+	ps, err := n.subjectPseudonyms(member, subject)
+	if err != nil {
+		return SubjectReport{}, err
+	}
+	want := make(map[pseudonym.Pseudonym]bool, len(ps))
+	for _, p := range ps {
+		want[p] = true
+	}
+	rep := SubjectReport{Pseudonyms: ps, Records: []SubjectRecord{}}
+	err = n.ledger.Read(ctx, ledger.Leader, func(v *ledger.View) error {
+		for e, err := range v.Entries(0, v.Size()) {
+			if err != nil {
+				return err
+			}
+			if e.Kind != KindRecord {
+				continue
+			}
+			var head struct {
+				Subject pseudonym.Pseudonym `json:"subject"`
+			}
+			if json.Unmarshal(e.Payload, &head) != nil || !want[head.Subject] {
+				continue
+			}
+			leaf, err := v.LeafHash(e.Index)
+			if err != nil {
+				return err
+			}
+			p, fields, err := n.openRecord(v, e)
+			sr := SubjectRecord{RecordInfo: RecordInfo{
+				Receipt: Receipt{ID: e.ID, Index: e.Index, Leaf: leaf},
+				Type:    p.Type, Version: p.Version, Time: e.Time, Member: e.Author,
+			}}
+			switch {
+			case errors.Is(err, ErrErased):
+				sr.Erased = true
+			case err != nil:
+				return err
+			default:
+				sr.Fields = fields
+			}
+			rep.Records = append(rep.Records, sr)
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// Erase destroys a subject's data keys, under their pseudonyms in member's
+// domain and the federation's (every key version), on every replica: their
+// records can no longer be decrypted anywhere, and nothing more can be
+// published about them. It returns once the destruction is committed, with
+// its Raft index; each node then purges its files (ledger.WaitPurged).
+func (n *Node) Erase(ctx context.Context, member, subject string) ([]pseudonym.Pseudonym, uint64, error) {
+	ps, err := n.subjectPseudonyms(member, subject)
+	if err != nil {
+		return nil, 0, err
+	}
+	names := make([][]byte, len(ps))
+	for i, p := range ps {
+		names[i] = subjectKeyName(p)
+	}
+	index, err := n.ledger.Destroy(ctx, names...)
+	if err != nil {
+		return nil, 0, err
+	}
+	n.logger.Info("subject erased", "member", member, "raft_index", index)
+	return ps, index, nil
+}
+
+func (n *Node) handleAccess(w http.ResponseWriter, r *http.Request, c caller) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if n.needsLeader() {
+		return n.forward(w, r, body)
+	}
+	var req subjectRequest
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	rep, err := n.Access(r.Context(), c.member, req.Subject)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
+// EraseResponse is the answer of POST /v1/subjects/erase.
+type EraseResponse struct {
+	Pseudonyms []pseudonym.Pseudonym `json:"pseudonyms"`
+	RaftIndex  uint64                `json:"raft_index"`
+}
+
+func (n *Node) handleErase(w http.ResponseWriter, r *http.Request, c caller) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if n.needsLeader() {
+		return n.forward(w, r, body)
+	}
+	var req subjectRequest
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	ps, index, err := n.Erase(r.Context(), c.member, req.Subject)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, EraseResponse{Pseudonyms: ps, RaftIndex: index})
+}
