@@ -32,6 +32,8 @@ fuzz:
 	go test -run XXX -fuzz '^FuzzDecodeChunk$$' -fuzztime $(FUZZTIME) ./ledger
 	go test -run XXX -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./ledger
 	go test -run XXX -fuzz '^FuzzDecodeLog$$' -fuzztime $(FUZZTIME) ./ledger/raftbadger
+	go test -run XXX -fuzz '^FuzzPublishRequest$$' -fuzztime $(FUZZTIME) ./coapp
+	go test -run XXX -fuzz '^FuzzSchema$$' -fuzztime $(FUZZTIME) ./coapp
 
 quickstart:
 	go run ./examples/quickstart

@@ -299,7 +299,9 @@ func jsonErrField(err error) string {
 		return ute.Field
 	}
 	if s := err.Error(); strings.HasPrefix(s, "json: unknown field ") {
-		return strings.Trim(strings.TrimPrefix(s, "json: unknown field "), `"`)
+		if name := strings.Trim(strings.TrimPrefix(s, "json: unknown field "), `"`); name != "" {
+			return name
+		}
 	}
 	return "body"
 }
