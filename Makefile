@@ -34,6 +34,7 @@ fuzz:
 	go test -run XXX -fuzz '^FuzzDecodeLog$$' -fuzztime $(FUZZTIME) ./ledger/raftbadger
 	go test -run XXX -fuzz '^FuzzPublishRequest$$' -fuzztime $(FUZZTIME) ./coapp
 	go test -run XXX -fuzz '^FuzzSchema$$' -fuzztime $(FUZZTIME) ./coapp
+	go test -run XXX -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./consent
 
 quickstart:
 	go run ./examples/quickstart

@@ -118,6 +118,14 @@ func (e Entry) encode() []byte {
 	return append(b, e.Payload...)
 }
 
+// LeafHash returns the entry's Merkle leaf hash: the hash of its canonical
+// encoding, as Receipt.Leaf gives it and proofs verify it. Index is not
+// part of it. Anyone holding an entry checks it against a proof with this
+// alone (consent receipts do, offline).
+func (e Entry) LeafHash() merkle.Hash {
+	return merkle.LeafHash(e.encode())
+}
+
 // decodeEntry parses a canonical encoding. The entry's Payload aliases b.
 func decodeEntry(b []byte) (Entry, bool) {
 	var e Entry
