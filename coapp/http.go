@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/consent"
 	"coapp.coop/ledger"
 	"coapp.coop/ledger/merkle"
 	"coapp.coop/pseudonym"
@@ -95,6 +96,16 @@ func (n *Node) routeTable() []route {
 		{"POST /v1/tokens", admin, n.handleCreateToken},
 		{"DELETE /v1/tokens/{id}", admin, n.handleRevokeToken},
 		{"GET /v1/backup", admin, n.handleBackup},
+		{"POST /v1/consents", member, n.handleGiveConsent},
+		{"POST /v1/consents/events", member, n.handleSubmitEvent},
+		{"POST /v1/consents/list", member, n.handleListConsents},
+		{"POST /v1/consents/check", member, n.handleCheckConsent},
+		{"POST /v1/consents/verify", member, n.handleVerifyConsent},
+		{"GET /v1/consents/{id}", member, n.handleGetConsent},
+		{"POST /v1/consents/{id}/{action}", member, n.handleChangeConsent},
+		{"GET /v1/purposes", member, n.handlePurposes},
+		{"POST /v1/purposes", admin, n.handleDefinePurpose},
+		{"GET /v1/members/{id}/key", member, n.handleMemberKey},
 	}
 }
 
@@ -234,6 +245,7 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		ae  *apiError
 		mbe *http.MaxBytesError
 		vc  *versionConflict
+		cse *consent.Error
 	)
 	switch {
 	case errors.As(err, &mbe):
@@ -244,6 +256,9 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, "invalid", ve.Error(), ve.Field)
 	case errors.As(err, &lve):
 		writeError(w, http.StatusBadRequest, "invalid", lve.Error(), lve.Field)
+	case errors.As(err, &cse):
+		status, code := consentStatus(cse.Err)
+		writeError(w, status, code, cse.Error(), cse.Field)
 	case errors.Is(err, ErrErased):
 		writeError(w, http.StatusGone, "erased", "the subject was erased: nothing more is published about them", "")
 	case errors.As(err, &vc):
@@ -270,6 +285,29 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		n.logger.Error("request failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
 	}
+}
+
+// consentStatus maps consent's sentinels to statuses and codes.
+func consentStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, consent.ErrForbidden):
+		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, consent.ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, consent.ErrExists), errors.Is(err, consent.ErrChain):
+		return http.StatusConflict, "conflict"
+	case errors.Is(err, consent.ErrWithdrawn):
+		return http.StatusConflict, "withdrawn"
+	case errors.Is(err, consent.ErrExpired):
+		return http.StatusConflict, "expired"
+	case errors.Is(err, consent.ErrUnknownPurpose):
+		return http.StatusBadRequest, "unknown_purpose"
+	case errors.Is(err, consent.ErrBadSignature):
+		return http.StatusBadRequest, "bad_signature"
+	case errors.Is(err, consent.ErrBadReceipt):
+		return http.StatusBadRequest, "bad_receipt"
+	}
+	return http.StatusBadRequest, "invalid"
 }
 
 // decodeBody decodes a JSON body strictly: unknown fields and trailing data
@@ -369,6 +407,12 @@ func (n *Node) forwardBody(w http.ResponseWriter, r *http.Request) error {
 // forward sends the request to the leader's HTTP API and copies its answer
 // back. body is the request body already read, or nil.
 func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) error {
+	return n.forwardTo(w, r, r.Method, r.URL.RequestURI(), body)
+}
+
+// forwardTo sends body to another route of the leader's API, with the
+// request's credentials, and copies its answer back.
+func (n *Node) forwardTo(w http.ResponseWriter, r *http.Request, method, uri string, body []byte) error {
 	if r.Header.Get(forwardedHeader) != "" {
 		return ledger.ErrNotLeader // the leader changed under a forwarded request
 	}
@@ -387,7 +431,7 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request, body []byte) erro
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, leader.HTTPAddr+r.URL.RequestURI(), rd)
+	req, err := http.NewRequestWithContext(r.Context(), method, leader.HTTPAddr+uri, rd)
 	if err != nil {
 		return err
 	}

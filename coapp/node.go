@@ -3,6 +3,7 @@ package coapp
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -89,6 +90,9 @@ type Node struct {
 	keys   *pseudonym.Keyring
 	cache  keyCache
 
+	signers   signers    // members' signing keys on this node
+	consentMu sync.Mutex // orders consent writes on the leader
+
 	httpServer *http.Server
 	httpLn     net.Listener
 	httpURL    string       // this node's advertised API base URL
@@ -165,6 +169,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, invalid("join", "cannot both bootstrap and join")
 	}
 	n := &Node{cfg: cfg, logger: logging.Discard(cfg.Logger), view: newView(), metrics: newMetrics()}
+	n.signers = signers{dir: cfg.Dir, keys: map[string]ed25519.PrivateKey{}}
 	if err := n.start(ctx); err != nil {
 		_ = n.Close(context.Background())
 		return nil, err

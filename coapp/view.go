@@ -2,11 +2,16 @@ package coapp
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"sync"
+	"time"
 
+	"github.com/google/uuid"
+
+	"coapp.coop/consent"
 	"coapp.coop/ledger"
 )
 
@@ -60,15 +65,25 @@ type view struct {
 	schemas map[string][]Schema // by type, versions in order from 1
 	next    uint64              // the next ledger index to apply
 	records uint64
+
+	consents   *consent.Index
+	memberKeys map[string]ed25519.PublicKey
+	// rejected remembers why recent consent entries were refused on
+	// apply, by index, for the writer waiting on them.
+	rejected map[uint64]error
 }
 
 func newView() *view {
-	return &view{nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}, schemas: map[string][]Schema{}}
+	return &view{
+		nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}, schemas: map[string][]Schema{},
+		consents: consent.NewIndex(consent.NewVocabulary()), memberKeys: map[string]ed25519.PublicKey{},
+		rejected: map[uint64]error{},
+	}
 }
 
 // follow applies the ledger to the view until ctx ends.
 func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) {
-	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema) {
+	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema, KindMemberKey, KindPurpose, consent.Kind) {
 		if err != nil {
 			if ctx.Err() == nil {
 				onErr(err)
@@ -104,6 +119,25 @@ func (v *view) apply(e ledger.Entry) {
 		var s Schema
 		if json.Unmarshal(e.Payload, &s) == nil && s.Version == len(v.schemas[s.Type])+1 {
 			v.schemas[s.Type] = append(v.schemas[s.Type], s)
+		}
+	case KindMemberKey:
+		var k memberKey
+		if json.Unmarshal(e.Payload, &k) == nil && k.Member == e.Author && len(k.PublicKey) == ed25519.PublicKeySize {
+			if _, known := v.memberKeys[k.Member]; !known {
+				v.memberKeys[k.Member] = ed25519.PublicKey(k.PublicKey)
+			}
+		}
+	case KindPurpose:
+		var p consent.Purpose
+		if json.Unmarshal(e.Payload, &p) == nil {
+			_ = v.consents.Vocabulary().Define(p) // refused alike by every replica
+		}
+	case consent.Kind:
+		if err := v.applyConsent(e); err != nil {
+			if len(v.rejected) >= 1024 {
+				clear(v.rejected)
+			}
+			v.rejected[e.Index] = err
 		}
 	case KindToken:
 		var op tokenOp
@@ -197,4 +231,76 @@ func (v *view) applied() uint64 {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.next
+}
+
+// applyConsent applies a consent event: decoded, its signature verified
+// under the author's registered key, and accepted by the index; or
+// refused, the same way on every replica.
+func (v *view) applyConsent(e ledger.Entry) error {
+	s, ev, err := consent.Decode(e.Payload, v.consents.Vocabulary())
+	if err != nil {
+		return err
+	}
+	if s.Signer != e.Author {
+		return &consent.Error{Err: consent.ErrForbidden, Field: "signer", Reason: "not the entry's author"}
+	}
+	pub, ok := v.memberKeys[s.Signer]
+	if !ok {
+		return &consent.Error{Err: consent.ErrBadSignature, Field: "signer", Reason: "no key registered for " + s.Signer}
+	}
+	if err := s.Verify(pub); err != nil {
+		return err
+	}
+	return v.consents.Apply(e.Index, s.Signer, &ev, s.Event)
+}
+
+// withVocabulary runs fn on the federation's purposes, under the view's
+// lock.
+func (v *view) withVocabulary(fn func(*consent.Vocabulary) error) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return fn(v.consents.Vocabulary())
+}
+
+func (v *view) checkConsent(signer string, e *consent.Event) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.consents.Check(signer, e)
+}
+
+func (v *view) memberKey(member string) (ed25519.PublicKey, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	k, ok := v.memberKeys[member]
+	return k, ok
+}
+
+func (v *view) consentRecord(id uuid.UUID) (consent.History, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.consents.Record(id)
+}
+
+func (v *view) consentsOf(subject string) []consent.History {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.consents.Subject(subject)
+}
+
+// decide decides a use for member: with category, both tiers.
+func (v *view) decide(subject, member, category, purpose string, at time.Time, asOf uint64) consent.Decision {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if category == "" {
+		return v.consents.Allowed(subject, purpose, at, asOf)
+	}
+	return v.consents.Usable(subject, member, category, purpose, at, asOf)
+}
+
+// consentRejection returns why the consent entry at index was refused, or
+// nil when it was applied.
+func (v *view) consentRejection(index uint64) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.rejected[index]
 }

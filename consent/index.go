@@ -49,6 +49,17 @@ func (r Reason) String() string {
 // MarshalText writes the reason's name.
 func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText reads a reason's name.
+func (r *Reason) UnmarshalText(b []byte) error {
+	for i, name := range reasonNames {
+		if name == string(b) {
+			*r = Reason(i)
+			return nil
+		}
+	}
+	return fail(ErrInvalid, "reason", "unknown reason %q", b)
+}
+
 // Decision answers whether data may be used for a purpose, and why: the
 // record and the ledger index of the event it rests on (zero when no
 // record covers the purpose).

@@ -3,6 +3,7 @@ package consent
 import (
 	"regexp"
 	"sort"
+	"unicode/utf8"
 )
 
 // Purpose is a purpose of processing, identified as in the W3C Data
@@ -63,33 +64,47 @@ func NewVocabulary() *Vocabulary {
 // Define adds a purpose. Its id must be new and prefixed ("coop:Name"), its
 // parent (if any) already defined, and the hierarchy at most 8 deep.
 func (v *Vocabulary) Define(p Purpose) error {
-	switch {
-	case !purposeID.MatchString(p.ID):
-		return fail(ErrInvalid, "id", "a purpose id is prefix:Name, such as coop:MarketStudy")
-	case p.Label == "" || len(p.Label) > 200:
-		return fail(ErrInvalid, "label", "1 to 200 bytes")
-	}
-	if _, dup := v.ids[p.ID]; dup {
-		return fail(ErrExists, "id", "purpose %s is already defined", p.ID)
-	}
-	if len(v.purposes) >= 1<<16-1 {
-		return fail(ErrInvalid, "id", "too many purposes")
-	}
-	chain := []uint16{uint16(len(v.purposes))}
-	if p.Parent != "" {
-		parent, ok := v.ids[p.Parent]
-		if !ok {
-			return fail(ErrUnknownPurpose, "parent", "%s", p.Parent)
-		}
-		if len(v.ancestors[parent]) >= maxDepth {
-			return fail(ErrInvalid, "parent", "the purpose hierarchy is at most %d deep", maxDepth)
-		}
-		chain = append(chain, v.ancestors[parent]...)
+	chain, err := v.check(p)
+	if err != nil {
+		return err
 	}
 	v.ids[p.ID] = uint16(len(v.purposes))
 	v.purposes = append(v.purposes, p)
 	v.ancestors = append(v.ancestors, chain)
 	return nil
+}
+
+// Check says whether Define would accept p, without adding it.
+func (v *Vocabulary) Check(p Purpose) error {
+	_, err := v.check(p)
+	return err
+}
+
+func (v *Vocabulary) check(p Purpose) ([]uint16, error) {
+	switch {
+	case !purposeID.MatchString(p.ID):
+		return nil, fail(ErrInvalid, "id", "a purpose id is prefix:Name, such as coop:MarketStudy")
+	case p.Label == "" || len(p.Label) > 200 || !utf8.ValidString(p.Label):
+		return nil, fail(ErrInvalid, "label", "1 to 200 bytes of UTF-8")
+	}
+	if _, dup := v.ids[p.ID]; dup {
+		return nil, fail(ErrExists, "id", "purpose %s is already defined", p.ID)
+	}
+	if len(v.purposes) >= 1<<16-1 {
+		return nil, fail(ErrInvalid, "id", "too many purposes")
+	}
+	chain := []uint16{uint16(len(v.purposes))}
+	if p.Parent != "" {
+		parent, ok := v.ids[p.Parent]
+		if !ok {
+			return nil, fail(ErrUnknownPurpose, "parent", "%s", p.Parent)
+		}
+		if len(v.ancestors[parent]) >= maxDepth {
+			return nil, fail(ErrInvalid, "parent", "the purpose hierarchy is at most %d deep", maxDepth)
+		}
+		chain = append(chain, v.ancestors[parent]...)
+	}
+	return chain, nil
 }
 
 // Lookup returns a purpose by id.

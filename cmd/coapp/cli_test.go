@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,6 +63,52 @@ func TestCommandLine(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"member": "coop-b"`) {
 		t.Fatalf("records get: %v\n%s", err, out)
 	}
+	// Consent: given, checked, withdrawn; the receipt verified by the
+	// node and offline with the member's public key alone.
+	give := filepath.Join(t.TempDir(), "consent.json")
+	if err := os.WriteFile(give, []byte(`{"subject":"grower-17","purposes":["dpv:ResearchAndDevelopment"],
+		"data_categories":["pd:Harvest"],"notice":{"uri":"https://olive.example/notice","sha256":"`+strings.Repeat("ab", 32)+`"},
+		"jurisdiction":"IT","withdrawal_method":"https://olive.example/consent","validity":{"duration":"P1Y"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, "consent", "give", give)
+	if err != nil || strings.Contains(out, "grower-17") {
+		t.Fatalf("consent give: %v\n%s", err, out)
+	}
+	var given struct {
+		Record string `json:"record"`
+	}
+	if err := json.Unmarshal([]byte(out), &given); err != nil || given.Record == "" {
+		t.Fatalf("consent give printed %q", out)
+	}
+	if out, err = runCLI(t, "consent", "check", "--subject", "grower-17", "--purpose", "dpv:AcademicResearch"); err != nil || !strings.Contains(out, `"reason": "granted"`) {
+		t.Fatalf("consent check: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "consent", "withdraw", given.Record)
+	if err != nil {
+		t.Fatalf("consent withdraw: %v\n%s", err, out)
+	}
+	receipt := filepath.Join(t.TempDir(), "receipt.json")
+	if err := os.WriteFile(receipt, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = runCLI(t, "consent", "check", "--subject", "grower-17", "--purpose", "dpv:AcademicResearch"); err != nil || !strings.Contains(out, `"reason": "withdrawn"`) {
+		t.Fatalf("consent check after withdrawal: %v\n%s", err, out)
+	}
+	if out, err = runCLI(t, "consent", "verify", receipt); err != nil || !strings.Contains(out, `"valid": true`) {
+		t.Fatalf("consent verify: %v\n%s", err, out)
+	}
+	key, err := runCLI(t, "consent", "key", "founder")
+	if err != nil {
+		t.Fatalf("consent key: %v\n%s", err, key)
+	}
+	if out, err = runCLI(t, "consent", "verify", "--public-key", strings.TrimSpace(key), "--url", "http://127.0.0.1:1", receipt); err != nil || !strings.Contains(out, `"valid": true`) {
+		t.Fatalf("consent verify offline: %v\n%s", err, out)
+	}
+	if out, err = runCLI(t, "consent", "withdraw", given.Record); err == nil || !strings.Contains(err.Error(), "withdrawn") {
+		t.Fatalf("withdrawing twice: %v\n%s", err, out)
+	}
+
 	out, err = runCLI(t, "ledger", "prove", "5")
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
 		t.Fatalf("ledger prove: %v\n%s", err, out)
@@ -88,7 +135,10 @@ func TestCommandLine(t *testing.T) {
 
 	// Backup from the running node, restore into a new directory: the
 	// restored root is the node's.
-	var info struct{ Root string }
+	var info struct {
+		Size uint64
+		Root string
+	}
 	out, _ = runCLI(t, "ledger")
 	if err := json.Unmarshal([]byte(out), &info); err != nil || info.Root == "" {
 		t.Fatalf("ledger printed %q", out)
@@ -99,7 +149,7 @@ func TestCommandLine(t *testing.T) {
 	}
 	newDir := filepath.Join(t.TempDir(), "restored")
 	out, err = runCLI(t, "restore", "--dir", newDir, backup)
-	if err != nil || !strings.Contains(out, "restored 6 entries, root "+info.Root) {
+	if err != nil || !strings.Contains(out, fmt.Sprintf("restored %d entries, root %s", info.Size, info.Root)) {
 		t.Fatalf("restore: %v\n%s\nwant the node's root %s", err, out, info.Root)
 	}
 

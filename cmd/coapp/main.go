@@ -38,6 +38,7 @@ func commands() []command {
 		{"keys", "create the federation's key file: keys init --out FILE", runKeys},
 		{"schemas", "list or register exchange schemas: schemas | schemas put FILE", runSchemas},
 		{"token", "create or revoke API tokens: token create --member M | token revoke ID", runToken},
+		{"consent", "give, renew, withdraw, list, check and verify consents: " + consentUsage, runConsent},
 		{"records", "publish or look up records: records publish FILE | records get ID", runRecords},
 		{"ledger", "show the ledger's size and root, or prove: ledger [prove I | consistency A B]", runLedger},
 		{"cluster", "show or change the cluster: cluster [remove ID | promote ID]", runCluster},

@@ -12,6 +12,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/consent"
 	"coapp.coop/ledger/merkle"
 )
 
@@ -271,6 +273,122 @@ func (c *Client) Erase(ctx context.Context, subject string) (uint64, error) {
 	}
 	err := c.do(ctx, http.MethodPost, "/v1/subjects/erase", map[string]string{"subject": subject}, &out, true)
 	return out.RaftIndex, err
+}
+
+// ConsentReceipt is the answer to a consent event: the record's id and the
+// receipt the person keeps (consent.Receipt.Verify checks it offline).
+type ConsentReceipt struct {
+	Record  uuid.UUID       `json:"record"`
+	Receipt consent.Receipt `json:"receipt"`
+}
+
+// GiveConsent records a consent given to the calling member, or the
+// member's own agreement to share (tier "member"). req is anything that
+// marshals to the API's ConsentRequest, such as coapp.ConsentRequest. It is
+// retried only while no leader is known; set the request's id, so that a
+// retry after a lost answer is refused as a conflict rather than a second
+// record.
+func (c *Client) GiveConsent(ctx context.Context, req any) (ConsentReceipt, error) {
+	var out ConsentReceipt
+	err := c.write(ctx, http.MethodPost, "/v1/consents", req, &out)
+	return out, err
+}
+
+// write sends a request that is not idempotent, retrying only while the
+// node answers that no leader is known.
+func (c *Client) write(ctx context.Context, method, path string, in, out any) error {
+	for attempt := 1; ; attempt++ {
+		err := c.do(ctx, method, path, in, out, false)
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Code != "no_leader" || (c.Retries > 0 && attempt >= c.Retries) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(time.Duration(min(50<<min(attempt, 6), 1000)) * time.Millisecond):
+		}
+	}
+}
+
+// ChangeConsent renews, withdraws, revokes or expires (action) a consent
+// record; change marshals to the API's ConsentChange (nil for none).
+func (c *Client) ChangeConsent(ctx context.Context, id uuid.UUID, action string, change any) (ConsentReceipt, error) {
+	if change == nil {
+		change = struct{}{}
+	}
+	var out ConsentReceipt
+	err := c.write(ctx, http.MethodPost, "/v1/consents/"+id.String()+"/"+url.PathEscape(action), change, &out)
+	return out, err
+}
+
+// ConsentRecord returns a consent record of the calling member's with its
+// history.
+func (c *Client) ConsentRecord(ctx context.Context, id uuid.UUID) (consent.History, error) {
+	var out consent.History
+	err := c.do(ctx, http.MethodGet, "/v1/consents/"+id.String(), nil, &out, true)
+	return out, err
+}
+
+// ConsentList is a subject's consent records with their histories.
+type ConsentList struct {
+	Subject  string            `json:"subject"`
+	Consents []consent.History `json:"consents"`
+}
+
+// Consents lists the consents of subject (a raw identifier, sent in the
+// body only) given to the calling member.
+func (c *Client) Consents(ctx context.Context, subject string) (ConsentList, error) {
+	var out ConsentList
+	err := c.do(ctx, http.MethodPost, "/v1/consents/list", map[string]string{"subject": subject}, &out, true)
+	return out, err
+}
+
+// CheckConsent decides whether a subject's data may be used for a purpose;
+// req marshals to the API's CheckRequest.
+func (c *Client) CheckConsent(ctx context.Context, req any) (consent.Decision, error) {
+	var out consent.Decision
+	err := c.do(ctx, http.MethodPost, "/v1/consents/check", req, &out, true)
+	return out, err
+}
+
+// VerifyResult is the node's verdict on a receipt.
+type VerifyResult struct {
+	Valid bool           `json:"valid"`
+	Event *consent.Event `json:"event,omitempty"`
+	Error string         `json:"error,omitempty"`
+}
+
+// VerifyReceipt asks the node to check a receipt against the member keys
+// and the ledger it holds. Offline, use consent.Receipt.Verify.
+func (c *Client) VerifyReceipt(ctx context.Context, rc consent.Receipt) (VerifyResult, error) {
+	var out VerifyResult
+	err := c.do(ctx, http.MethodPost, "/v1/consents/verify", map[string]any{"receipt": rc}, &out, true)
+	return out, err
+}
+
+// Purposes lists the federation's purposes.
+func (c *Client) Purposes(ctx context.Context) ([]consent.Purpose, error) {
+	var out struct {
+		Purposes []consent.Purpose `json:"purposes"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/purposes", nil, &out, true)
+	return out.Purposes, err
+}
+
+// DefinePurpose adds a federation purpose (admin).
+func (c *Client) DefinePurpose(ctx context.Context, p consent.Purpose) error {
+	return c.do(ctx, http.MethodPost, "/v1/purposes", p, nil, true)
+}
+
+// MemberKey returns a member's Ed25519 public key as the ledger holds it,
+// to verify its receipts offline.
+func (c *Client) MemberKey(ctx context.Context, member string) (ed25519.PublicKey, error) {
+	var out struct {
+		PublicKey []byte `json:"public_key"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/members/"+url.PathEscape(member)+"/key", nil, &out, true)
+	return ed25519.PublicKey(out.PublicKey), err
 }
 
 // PutSchema registers a schema, or its next version (admin). schema is
