@@ -276,7 +276,32 @@ func TestNoRawIdentifierOnDisk(t *testing.T) {
 	if _, err := follower.Publish(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	converged(t, token, 6+30, nodes...) // genesis, n0, token, schema, n1, n2, records
+	// Consents for some of them, given and withdrawn through a follower,
+	// checked and listed through another: raw identifiers in bodies only.
+	for i := 0; i < 5; i++ {
+		subject := fmt.Sprintf("Zanzibar.Quokka%03d@Distinctive-Coop.example", i)
+		rc, err := follower.GiveConsent(ctx, consentRequest(subject, "dpv:ResearchAndDevelopment"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := follower.ChangeConsent(ctx, rc.Record, "withdraw", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		other := client.New(nodes[2].URL(), token)
+		if _, err := other.CheckConsent(ctx, CheckRequest{Subject: subject, Purpose: "dpv:AcademicResearch"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Consents(ctx, subject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	li, err := admin.Ledger(ctx, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	converged(t, token, li.Size, nodes...)
 	for _, n := range nodes {
 		if err := n.Ledger().Snapshot(ctx); err != nil {
 			t.Fatal(err)
