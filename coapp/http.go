@@ -548,7 +548,7 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 		rs, err = n.sealAndAppend(ctx, preps)
 		if errors.Is(err, ledger.ErrKeyConflict) || errors.Is(err, ledger.ErrKeyDestroyed) || errors.Is(err, ledger.ErrNotFound) {
 			// The remembered keys were stale: read them again.
-			n.cache.forgetWrapped()
+			n.cache.forgetSubjects()
 		}
 		if attempt < 3 && errors.Is(err, ledger.ErrKeyConflict) {
 			continue

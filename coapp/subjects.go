@@ -31,37 +31,63 @@ var ErrErased = errors.New("coapp: subject erased")
 func subjectKeyName(p pseudonym.Pseudonym) []byte { return []byte("subject/" + string(p)) }
 
 // keyCache holds unwrapped data keys by the hash of their wrapped form, so
-// that a key is unwrapped once. Every use first reads the wrapped key from
-// the ledger, so a destroyed key is never served from the cache.
+// that a key is unwrapped once; and, for publishing, each subject's key as
+// last seen (subjectKey). A stale subject entry is harmless: the ledger
+// checks every Append's keys against its key store, and a destroyed or
+// replaced key fails the Append (and is forgotten here). Reads take a
+// read lock only, so that concurrent publishers do not queue on it.
 type keyCache struct {
-	mu   sync.RWMutex
-	keys map[[sha256.Size]byte]pseudonym.Secret
-	// wrapped remembers subjects' wrapped keys for publishing. A stale
-	// entry is harmless: the ledger checks every Append's keys, and a
-	// destroyed or replaced key fails it (and is forgotten here).
-	wrapped map[pseudonym.Pseudonym][]byte
+	mu       sync.RWMutex
+	keys     map[[sha256.Size]byte]pseudonym.Secret
+	subjects map[pseudonym.Pseudonym]*subjectKey
 }
 
-func (c *keyCache) wrappedKey(p pseudonym.Pseudonym) ([]byte, bool) {
+// subjectKey is a subject's data key as the key store held it: its name
+// there, the wrapped value and its SHA-256 (what a key requirement
+// names), and the key unwrapped.
+type subjectKey struct {
+	name    []byte
+	wrapped []byte
+	hash    [sha256.Size]byte
+	dk      pseudonym.Secret
+}
+
+const keyCacheMax = 100000
+
+func (c *keyCache) subject(p pseudonym.Pseudonym) (*subjectKey, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	w, ok := c.wrapped[p]
-	return w, ok
+	k, ok := c.subjects[p]
+	return k, ok
 }
 
-func (c *keyCache) rememberWrapped(p pseudonym.Pseudonym, w []byte) {
+func (c *keyCache) rememberSubject(p pseudonym.Pseudonym, k *subjectKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.wrapped == nil || len(c.wrapped) > 100000 {
-		c.wrapped = map[pseudonym.Pseudonym][]byte{}
+	if c.subjects == nil || len(c.subjects) >= keyCacheMax {
+		c.subjects = map[pseudonym.Pseudonym]*subjectKey{}
 	}
-	c.wrapped[p] = w
+	c.subjects[p] = k
 }
 
-func (c *keyCache) forgetWrapped() {
+// forgetSubjects drops every remembered subject key (after an Append found
+// one stale).
+func (c *keyCache) forgetSubjects() {
 	c.mu.Lock()
-	c.wrapped = nil
+	c.subjects = nil
 	c.mu.Unlock()
+}
+
+// forget drops erased subjects' keys from memory.
+func (c *keyCache) forget(ps []pseudonym.Pseudonym) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		if k, ok := c.subjects[p]; ok {
+			delete(c.keys, k.hash)
+			delete(c.subjects, p)
+		}
+	}
 }
 
 func (c *keyCache) unwrap(k *pseudonym.Keyring, name, wrapped []byte) (pseudonym.Secret, error) {
@@ -77,7 +103,7 @@ func (c *keyCache) unwrap(k *pseudonym.Keyring, name, wrapped []byte) (pseudonym
 		return pseudonym.Secret{}, err
 	}
 	c.mu.Lock()
-	if c.keys == nil || len(c.keys) > 100000 {
+	if c.keys == nil || len(c.keys) >= keyCacheMax {
 		c.keys = map[[sha256.Size]byte]pseudonym.Secret{}
 	}
 	c.keys[h] = dk
@@ -90,22 +116,26 @@ func (c *keyCache) unwrap(k *pseudonym.Keyring, name, wrapped []byte) (pseudonym
 // the key requirements that tie an Append to exactly those keys.
 func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) (map[pseudonym.Pseudonym]pseudonym.Secret, []ledger.KeyRequirement, error) {
 	keys := make(map[pseudonym.Pseudonym]pseudonym.Secret, len(subjects))
-	var reqs []ledger.KeyRequirement
-	wrapped := make(map[pseudonym.Pseudonym][]byte, len(subjects))
+	reqs := make([]ledger.KeyRequirement, 0, len(subjects))
 	var missing []pseudonym.Pseudonym
 	for _, s := range subjects {
-		if _, done := wrapped[s]; done {
+		if _, done := keys[s]; done {
 			continue
 		}
-		if w, ok := n.cache.wrappedKey(s); ok {
-			wrapped[s] = w
+		if k, ok := n.cache.subject(s); ok {
+			keys[s] = k.dk
+			reqs = append(reqs, ledger.KeyRequirement{Name: k.name, Hash: k.hash})
 			continue
 		}
-		wrapped[s] = nil
+		keys[s] = pseudonym.Secret{}
 		missing = append(missing, s)
 	}
+	if len(missing) == 0 {
+		return keys, reqs, nil
+	}
+	wrapped := make([][]byte, len(missing))
 	read := func(v *ledger.View) error {
-		for _, s := range missing {
+		for i, s := range missing {
 			w, err := v.Key(subjectKeyName(s))
 			switch {
 			case errors.Is(err, ledger.ErrKeyDestroyed):
@@ -115,17 +145,15 @@ func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) 
 			case err != nil:
 				return err
 			}
-			wrapped[s] = w
+			wrapped[i] = w
 		}
 		return nil
 	}
-	if len(missing) > 0 {
-		if err := n.ledger.Read(ctx, ledger.Stale, read); err != nil {
-			return nil, nil, err
-		}
+	if err := n.ledger.Read(ctx, ledger.Stale, read); err != nil {
+		return nil, nil, err
 	}
-	for s, w := range wrapped {
-		name := subjectKeyName(s)
+	for i, s := range missing {
+		name, w := subjectKeyName(s), wrapped[i]
 		if w == nil {
 			dk, err := pseudonym.NewSecret()
 			if err != nil {
@@ -135,8 +163,9 @@ func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) 
 				return nil, nil, err
 			}
 			keys[s] = dk
-			reqs = append(reqs, ledger.NewKey(name, w))
-			n.cache.rememberWrapped(s, w)
+			req := ledger.NewKey(name, w)
+			reqs = append(reqs, req)
+			n.cache.rememberSubject(s, &subjectKey{name: name, wrapped: w, hash: req.Hash, dk: dk})
 			continue
 		}
 		dk, err := n.cache.unwrap(n.keys, name, w)
@@ -144,8 +173,9 @@ func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) 
 			return nil, nil, fmt.Errorf("coapp: subject key %s: %w", s, err)
 		}
 		keys[s] = dk
-		reqs = append(reqs, ledger.ExistingKey(name, w))
-		n.cache.rememberWrapped(s, w)
+		req := ledger.ExistingKey(name, w)
+		reqs = append(reqs, req)
+		n.cache.rememberSubject(s, &subjectKey{name: name, wrapped: w, hash: req.Hash, dk: dk})
 	}
 	return keys, reqs, nil
 }
@@ -307,6 +337,7 @@ func (n *Node) Erase(ctx context.Context, member, subject string) ([]pseudonym.P
 	if err != nil {
 		return nil, 0, err
 	}
+	n.cache.forget(ps)
 	n.logger.Info("subject erased", "member", member, "raft_index", index)
 	return ps, index, nil
 }
