@@ -641,6 +641,9 @@ func (n *Node) handleListConsents(w http.ResponseWriter, r *http.Request, c call
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
+	if err := n.viewRead(r); err != nil {
+		return err
+	}
 	hs, err := n.Consents(c.member, req.Subject)
 	if err != nil {
 		return err
@@ -657,6 +660,9 @@ func (n *Node) handleGetConsent(w http.ResponseWriter, r *http.Request, c caller
 	if err != nil {
 		return invalid("id", "not a UUID")
 	}
+	if err := n.viewRead(r); err != nil {
+		return err
+	}
 	h, ok := n.view.consentRecord(id)
 	if !ok {
 		return ErrNotFound
@@ -670,6 +676,9 @@ func (n *Node) handleGetConsent(w http.ResponseWriter, r *http.Request, c caller
 func (n *Node) handleCheckConsent(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req CheckRequest
 	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if err := n.viewRead(r); err != nil {
 		return err
 	}
 	d, err := n.CheckConsent(c.member, req)

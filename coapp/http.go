@@ -106,6 +106,18 @@ func (n *Node) routeTable() []route {
 		{"GET /v1/purposes", member, n.handlePurposes},
 		{"POST /v1/purposes", admin, n.handleDefinePurpose},
 		{"GET /v1/members/{id}/key", member, n.handleMemberKey},
+		{"GET /v1/members", member, n.handleMembers},
+		{"POST /v1/proposals", member, n.handlePropose},
+		{"GET /v1/proposals", member, n.handleProposals},
+		{"GET /v1/proposals/{id}", member, n.handleProposal},
+		{"POST /v1/proposals/{id}/votes", member, n.handleVote},
+		{"POST /v1/signed", member, n.handleSigned},
+		{"GET /v1/datasets", member, n.handleDatasets},
+		{"GET /v1/datasets/{name}", member, n.handleDataset},
+		{"POST /v1/datasets/{name}/export", member, n.handleExport},
+		{"GET /v1/datasets/{name}/shares", member, n.handleShares},
+		{"GET /v1/datasets/{name}/audit", member, n.handleAudit},
+		{"POST /v1/subjects/exports", member, n.handleSubjectExports},
 	}
 }
 
@@ -259,6 +271,12 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 	case errors.As(err, &cse):
 		status, code := consentStatus(cse.Err)
 		writeError(w, status, code, cse.Error(), cse.Field)
+	case errors.Is(err, ErrNotMember), errors.Is(err, ErrForbidden):
+		writeError(w, http.StatusForbidden, "forbidden", err.Error(), "")
+	case errors.Is(err, ErrVoted), errors.Is(err, ErrClosed):
+		writeError(w, http.StatusConflict, "conflict", err.Error(), "")
+	case errors.Is(err, ErrBadSignature):
+		writeError(w, http.StatusBadRequest, "bad_signature", err.Error(), "")
 	case errors.Is(err, ErrErased):
 		writeError(w, http.StatusGone, "erased", "the subject was erased: nothing more is published about them", "")
 	case errors.As(err, &vc):

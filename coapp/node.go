@@ -49,6 +49,11 @@ type Config struct {
 	Bootstrap  bool
 	Federation string
 	Member     string
+	// FoundingMembers are members from the start besides Member, and
+	// Rules the federation's governance rules (defaults when zero); both
+	// for Bootstrap.
+	FoundingMembers []string
+	Rules           Rules
 
 	// Join is the URL of any node's HTTP API, to join its federation on
 	// first start, authenticated by JoinToken (an admin token). NonVoter
@@ -296,13 +301,22 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	if n.cfg.Federation == "" {
 		return invalid("federation", "required to bootstrap a new federation")
 	}
+	rules := n.cfg.Rules.withDefaults()
+	if err := rules.validate(); err != nil {
+		return err
+	}
+	for i, m := range n.cfg.FoundingMembers {
+		if !memberPattern.MatchString(m) {
+			return invalid(fmt.Sprintf("founding_members[%d]", i), "a member id: 1 to 64 characters of [a-z0-9._-]")
+		}
+	}
 	token, op, err := newToken(n.cfg.Member, true)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
 	entries := []ledger.Entry{
-		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member}),
+		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers, Rules: &rules}),
 		systemEntry(KindNode, n.cfg.Member, now, n.selfInfo(true)),
 		systemEntry(KindToken, n.cfg.Member, now, op),
 	}

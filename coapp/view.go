@@ -26,6 +26,10 @@ const (
 type genesis struct {
 	Federation string `json:"federation"`
 	Founder    string `json:"founder"`
+	// Members are the founding members besides the founder; Rules the
+	// governance rules (defaults when absent).
+	Members []string `json:"members,omitempty"`
+	Rules   *Rules   `json:"rules,omitempty"`
 }
 
 // NodeInfo describes a node of the federation: its Raft and HTTP
@@ -71,19 +75,21 @@ type view struct {
 	// rejected remembers why recent consent entries were refused on
 	// apply, by index, for the writer waiting on them.
 	rejected map[uint64]error
+
+	gov *governance
 }
 
 func newView() *view {
 	return &view{
 		nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}, schemas: map[string][]Schema{},
 		consents: consent.NewIndex(consent.NewVocabulary()), memberKeys: map[string]ed25519.PublicKey{},
-		rejected: map[uint64]error{},
+		rejected: map[uint64]error{}, gov: newGovernance(),
 	}
 }
 
 // follow applies the ledger to the view until ctx ends.
 func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) {
-	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema, KindMemberKey, KindPurpose, consent.Kind) {
+	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema, KindMemberKey, KindPurpose, consent.Kind, KindProposal, KindVote, KindExport) {
 		if err != nil {
 			if ctx.Err() == nil {
 				onErr(err)
@@ -105,6 +111,13 @@ func (v *view) apply(e ledger.Entry) {
 		var g genesis
 		if json.Unmarshal(e.Payload, &g) == nil && v.genesis == nil {
 			v.genesis = &g
+			v.gov.members[g.Founder] = true
+			for _, m := range g.Members {
+				v.gov.members[m] = true
+			}
+			if g.Rules != nil {
+				v.gov.rules = g.Rules.withDefaults()
+			}
 		}
 	case KindNode:
 		var n NodeInfo
@@ -132,8 +145,19 @@ func (v *view) apply(e ledger.Entry) {
 		if json.Unmarshal(e.Payload, &p) == nil {
 			_ = v.consents.Vocabulary().Define(p) // refused alike by every replica
 		}
-	case consent.Kind:
-		if err := v.applyConsent(e); err != nil {
+	case consent.Kind, KindProposal, KindVote, KindExport:
+		var err error
+		switch e.Kind {
+		case consent.Kind:
+			err = v.applyConsent(e)
+		case KindProposal:
+			err = v.applyProposal(e)
+		case KindVote:
+			err = v.applyVote(e)
+		case KindExport:
+			err = v.applyExport(e)
+		}
+		if err != nil {
 			if len(v.rejected) >= 1024 {
 				clear(v.rejected)
 			}

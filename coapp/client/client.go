@@ -391,6 +391,160 @@ func (c *Client) MemberKey(ctx context.Context, member string) (ed25519.PublicKe
 	return ed25519.PublicKey(out.PublicKey), err
 }
 
+// Proposal is a proposal put to the members' vote, with its votes and
+// outcome ("open", "passed" or "failed").
+type Proposal struct {
+	ID       uuid.UUID         `json:"id"`
+	Kind     string            `json:"kind"`
+	Member   string            `json:"member,omitempty"`
+	Dataset  json.RawMessage   `json:"dataset,omitempty"`
+	Grant    json.RawMessage   `json:"grant,omitempty"`
+	At       time.Time         `json:"at"`
+	Proposer string            `json:"proposer"`
+	Index    uint64            `json:"index"`
+	Closes   time.Time         `json:"closes"`
+	Votes    map[string]string `json:"votes"`
+	Outcome  string            `json:"outcome"`
+	Decided  uint64            `json:"decided,omitempty"`
+}
+
+// Propose puts a proposal to the vote as the calling member; p marshals to
+// the API's Proposal (kind admit-member, remove-member, dataset or grant).
+func (c *Client) Propose(ctx context.Context, p any) (Proposal, error) {
+	var out Proposal
+	err := c.write(ctx, http.MethodPost, "/v1/proposals", p, &out)
+	return out, err
+}
+
+// Vote casts the calling member's vote ("yes", "no" or "abstain").
+func (c *Client) Vote(ctx context.Context, proposal uuid.UUID, choice string) (Proposal, error) {
+	var out Proposal
+	err := c.write(ctx, http.MethodPost, "/v1/proposals/"+proposal.String()+"/votes", map[string]string{"choice": choice}, &out)
+	return out, err
+}
+
+// Proposals lists every proposal, oldest first.
+func (c *Client) Proposals(ctx context.Context) ([]Proposal, error) {
+	var out struct {
+		Proposals []Proposal `json:"proposals"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/proposals", nil, &out, true)
+	return out.Proposals, err
+}
+
+// Members lists the federation's members.
+func (c *Client) Members(ctx context.Context) ([]string, error) {
+	var out struct {
+		Members []string `json:"members"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/members", nil, &out, true)
+	return out.Members, err
+}
+
+// ExportResult is what an export's headers say: the audit entry's index,
+// the SHA-256 of the body, the rows.
+type ExportResult struct {
+	SHA256     string
+	AuditIndex uint64
+	Rows       int
+}
+
+// Export streams a dataset's export to w: req marshals to the API's
+// ExportRequest (purpose, format, as_of).
+func (c *Client) Export(ctx context.Context, dataset string, req any, w io.Writer) (ExportResult, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return ExportResult{}, err
+	}
+	hr, err := c.request(ctx, http.MethodPost, "/v1/datasets/"+url.PathEscape(dataset)+"/export", body)
+	if err != nil {
+		return ExportResult{}, err
+	}
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return ExportResult{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ExportResult{}, decodeError(resp)
+	}
+	res := ExportResult{SHA256: resp.Header.Get("Coapp-Export-Sha256")}
+	res.AuditIndex, _ = strconv.ParseUint(resp.Header.Get("Coapp-Export-Audit-Index"), 10, 64)
+	res.Rows, _ = strconv.Atoi(resp.Header.Get("Coapp-Export-Rows"))
+	_, err = io.Copy(w, resp.Body)
+	return res, err
+}
+
+// ExportAudit is an export's audit entry.
+type ExportAudit struct {
+	ID         uuid.UUID `json:"id"`
+	Member     string    `json:"member"`
+	Dataset    string    `json:"dataset"`
+	Purpose    string    `json:"purpose"`
+	Format     string    `json:"format"`
+	AsOf       uint64    `json:"as_of"`
+	Rows       int       `json:"rows"`
+	Suppressed int       `json:"suppressed"`
+	NoConsent  int       `json:"no_consent"`
+	Erased     int       `json:"erased"`
+	SHA256     string    `json:"sha256"`
+	At         time.Time `json:"at"`
+	Index      uint64    `json:"index,omitempty"`
+}
+
+// Audit lists a dataset's exports.
+func (c *Client) Audit(ctx context.Context, dataset string) ([]ExportAudit, error) {
+	var out struct {
+		Exports []ExportAudit `json:"exports"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/datasets/"+url.PathEscape(dataset)+"/audit", nil, &out, true)
+	return out.Exports, err
+}
+
+// SubjectExports lists the exports that included a subject's data (the
+// raw identifier travels in the body).
+func (c *Client) SubjectExports(ctx context.Context, subject string) ([]ExportAudit, error) {
+	var out struct {
+		Exports []ExportAudit `json:"exports"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/subjects/exports", map[string]string{"subject": subject}, &out, true)
+	return out.Exports, err
+}
+
+// Share is a member's contribution to a dataset.
+type Share struct {
+	Member       string  `json:"member"`
+	Records      int     `json:"records"`
+	Subjects     int     `json:"subjects"`
+	RecordShare  float64 `json:"record_share"`
+	SubjectShare float64 `json:"subject_share"`
+}
+
+// SharesReport is each member's share of a dataset.
+type SharesReport struct {
+	Dataset  string  `json:"dataset"`
+	AsOf     uint64  `json:"as_of"`
+	Records  int     `json:"records"`
+	Subjects int     `json:"subjects"`
+	Shares   []Share `json:"shares"`
+}
+
+// Shares returns each member's share of a dataset's records and subjects,
+// for records dated from, to (YYYY-MM-DD; empty: unbounded).
+func (c *Client) Shares(ctx context.Context, dataset, from, to string) (SharesReport, error) {
+	var out SharesReport
+	err := c.do(ctx, http.MethodGet, "/v1/datasets/"+url.PathEscape(dataset)+"/shares"+query("from", from)+queryAnd("to", to, from != ""), nil, &out, true)
+	return out, err
+}
+
+func queryAnd(name, value string, and bool) string {
+	q := query(name, value)
+	if and && q != "" {
+		return "&" + q[1:]
+	}
+	return q
+}
+
 // PutSchema registers a schema, or its next version (admin). schema is
 // anything that marshals to the API's Schema JSON, such as coapp.Schema
 // (see docs/openapi.json). It returns the schema as registered.

@@ -1,0 +1,581 @@
+package coapp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/consent"
+	"coapp.coop/ledger"
+	"coapp.coop/pseudonym"
+)
+
+// KindExport is the ledger kind of an export's audit entry.
+const KindExport = "coapp.export/v1"
+
+// ExportRequest asks for a dataset's export, for a purpose the caller holds
+// a grant for, as of a ledger index (default: the latest this node
+// applied), as "jsonl" (default) or "csv".
+type ExportRequest struct {
+	Dataset string `json:"dataset"`
+	Purpose string `json:"purpose"`
+	Format  string `json:"format,omitempty"`
+	AsOf    uint64 `json:"as_of,omitempty"`
+}
+
+// ExportAudit is the audit entry every export appends before it releases a
+// byte: who, which dataset, purpose and as-of index, how many rows went out
+// and how many were held back, and the SHA-256 of the output. The same
+// dataset, purpose, format and index give the same bytes, so anyone can
+// check the hash by exporting again.
+type ExportAudit struct {
+	ID         uuid.UUID `json:"id"`
+	Member     string    `json:"member"`
+	Dataset    string    `json:"dataset"`
+	Purpose    string    `json:"purpose"`
+	Format     string    `json:"format"`
+	AsOf       uint64    `json:"as_of"`
+	Rows       int       `json:"rows"`
+	Suppressed int       `json:"suppressed"`
+	NoConsent  int       `json:"no_consent"`
+	Erased     int       `json:"erased"`
+	SHA256     string    `json:"sha256"`
+	At         time.Time `json:"at"`
+	// Index is where the audit entry is in the ledger (set when read).
+	Index uint64 `json:"index,omitempty"`
+}
+
+// exportRow is one released record.
+type exportRow struct {
+	Subject string                     `json:"subject"`
+	Member  string                     `json:"member"`
+	Type    string                     `json:"type"`
+	Date    string                     `json:"date"`
+	Fields  map[string]json.RawMessage `json:"fields"`
+}
+
+// scanStats counts what a scan held back.
+type scanStats struct {
+	noConsent, erased, retained int
+}
+
+// exportPlan is a dataset resolved against its schemas for one export.
+type exportPlan struct {
+	d       DatasetInfo
+	purpose string
+	asOf    uint64
+	at      time.Time // the time of the entry at asOf: consent is decided then
+	types   map[string]*planType
+	columns []string // every field of every type, sorted, for CSV
+	oldest  time.Time
+}
+
+type planType struct {
+	dt     DatasetType
+	schema map[int]Schema // by version
+	quasi  []string       // fields that are quasi-identifiers, sorted
+}
+
+// plan resolves a dataset for an export as of an index.
+func (n *Node) plan(v *ledger.View, d DatasetInfo, purpose string, asOf uint64) (*exportPlan, error) {
+	e, err := v.Entry(asOf)
+	if err != nil {
+		return nil, err
+	}
+	p := &exportPlan{d: d, purpose: purpose, asOf: asOf, at: e.Time, types: map[string]*planType{}}
+	if d.Retention != "" {
+		end, err := consent.AddDuration(p.at, d.Retention)
+		if err != nil {
+			return nil, err
+		}
+		p.oldest = p.at.Add(-end.Sub(p.at))
+	}
+	cols := map[string]bool{}
+	for _, dt := range d.Types {
+		pt := &planType{dt: dt, schema: map[int]Schema{}}
+		for ver := 1; ; ver++ {
+			s, ok := n.view.schema(dt.Type, ver)
+			if !ok {
+				break
+			}
+			pt.schema[ver] = s
+		}
+		latest := pt.schema[len(pt.schema)]
+		for _, f := range dt.Fields {
+			cols[f] = true
+			if fd := latest.field(f); fd != nil && fd.Class == "quasi" {
+				if tr, ok := dt.Transforms[f]; !ok || tr.Action != "drop" {
+					pt.quasi = append(pt.quasi, f)
+				}
+			}
+		}
+		sort.Strings(pt.quasi)
+		p.types[dt.Type] = pt
+	}
+	for c := range cols {
+		p.columns = append(p.columns, c)
+	}
+	sort.Strings(p.columns)
+	return p, nil
+}
+
+// scan calls fn with each record of the dataset as of the plan's index
+// that may be released: of the dataset's types, within its retention,
+// whose subject consented (both tiers) at that index, not erased; fields
+// as the dataset exports them, subject pseudonymised in the dataset's
+// domain, with its quasi-identifier group.
+func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exportRow, ledgerSubject pseudonym.Pseudonym, group string) error) error {
+	dsDomain := pseudonym.DatasetDomain(p.d.Name)
+	for e, err := range v.Entries(0, p.asOf+1) {
+		if err != nil {
+			return err
+		}
+		if e.Kind != KindRecord {
+			continue
+		}
+		var head struct {
+			Type    string              `json:"type"`
+			Version int                 `json:"version"`
+			Subject pseudonym.Pseudonym `json:"subject"`
+		}
+		if err := json.Unmarshal(e.Payload, &head); err != nil {
+			return fmt.Errorf("coapp: record %s: %w", e.ID, err)
+		}
+		pt, ok := p.types[head.Type]
+		if !ok {
+			continue
+		}
+		if !p.oldest.IsZero() && e.Time.Before(p.oldest) {
+			st.retained++
+			continue
+		}
+		if d := n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.at, p.asOf); !d.Allowed {
+			st.noConsent++
+			continue
+		}
+		_, fields, err := n.openRecord(v, e)
+		if errors.Is(err, ErrErased) {
+			st.erased++
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		schema := pt.schema[head.Version]
+		sub, err := n.keys.Pseudonym(dsDomain, string(head.Subject))
+		if err != nil {
+			return err
+		}
+		row := &exportRow{Subject: string(sub), Member: e.Author, Type: head.Type, Date: e.Time.UTC().Format("2006-01-02"), Fields: map[string]json.RawMessage{}}
+		for _, f := range pt.dt.Fields {
+			raw, ok := fields[f]
+			if !ok {
+				continue
+			}
+			fd := schema.field(f)
+			if fd != nil && fd.Policy.Action == "pseudonymise" {
+				// A ledger-level pseudonym never leaves: map it into the
+				// dataset's domain.
+				s, _ := jsonString(raw)
+				dp, err := n.keys.Pseudonym(dsDomain, s)
+				if err != nil {
+					return err
+				}
+				raw = quoteJSON(string(dp))
+			}
+			out, keep, err := applyTransform(pt.dt.Transforms[f], raw)
+			if err != nil {
+				return fmt.Errorf("coapp: record %s field %s: %w", e.ID, f, err)
+			}
+			if keep {
+				row.Fields[f] = out
+			}
+		}
+		var group strings.Builder
+		group.WriteString(head.Type)
+		for _, q := range pt.quasi {
+			group.WriteByte(0)
+			group.Write(row.Fields[q])
+		}
+		if err := fn(row, head.Subject, group.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyTransform applies a dataset's transform to a stored value.
+func applyTransform(t Transform, raw json.RawMessage) (json.RawMessage, bool, error) {
+	switch {
+	case t.Action == "":
+		return raw, true, nil
+	case t.Action == "drop":
+		return nil, false, nil
+	case t.Width > 0:
+		x, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil || math.IsInf(x, 0) {
+			return raw, true, nil // a value already generalised to a range stays as it is
+		}
+		s, err := pseudonym.GeneraliseNumber(x, t.Width)
+		if err != nil {
+			return nil, false, err
+		}
+		return quoteJSON(s), true, nil
+	default:
+		s, ok := jsonString(raw)
+		if !ok {
+			s = string(raw)
+		}
+		if r := []rune(s); len(r) > t.Keep {
+			s = string(r[:t.Keep]) + "*"
+		}
+		return quoteJSON(s), true, nil
+	}
+}
+
+// exportWriter writes rows in a format, deterministically.
+type exportWriter struct {
+	format  string
+	columns []string
+	w       io.Writer
+	csv     *csv.Writer
+	header  bool
+}
+
+func newExportWriter(format string, columns []string, w io.Writer) *exportWriter {
+	ew := &exportWriter{format: format, columns: columns, w: w}
+	if format == "csv" {
+		ew.csv = csv.NewWriter(w)
+	}
+	return ew
+}
+
+func (ew *exportWriter) write(r *exportRow) error {
+	if ew.format != "csv" {
+		b, err := json.Marshal(r) // map keys sorted: the same row, the same bytes
+		if err != nil {
+			return err
+		}
+		_, err = ew.w.Write(append(b, '\n'))
+		return err
+	}
+	if !ew.header {
+		ew.header = true
+		if err := ew.csv.Write(append([]string{"subject", "member", "type", "date"}, ew.columns...)); err != nil {
+			return err
+		}
+	}
+	rec := []string{r.Subject, r.Member, r.Type, r.Date}
+	for _, c := range ew.columns {
+		raw, ok := r.Fields[c]
+		s, isString := jsonString(raw)
+		switch {
+		case !ok:
+			s = ""
+		case !isString:
+			s = string(raw)
+		}
+		rec = append(rec, s)
+	}
+	return ew.csv.Write(rec)
+}
+
+func (ew *exportWriter) flush() error {
+	if ew.csv == nil {
+		return nil
+	}
+	if !ew.header {
+		ew.header = true
+		if err := ew.csv.Write(append([]string{"subject", "member", "type", "date"}, ew.columns...)); err != nil {
+			return err
+		}
+	}
+	ew.csv.Flush()
+	return ew.csv.Error()
+}
+
+// run exports as planned into w: one scan to count the quasi-identifier
+// groups, one to write the rows of groups of at least k.
+func (n *Node) run(v *ledger.View, p *exportPlan, format string, w io.Writer) (ExportAudit, error) {
+	var st scanStats
+	groups := map[string]int{}
+	if err := n.scan(v, p, &st, func(_ *exportRow, _ pseudonym.Pseudonym, g string) error {
+		groups[g]++
+		return nil
+	}); err != nil {
+		return ExportAudit{}, err
+	}
+	h := sha256.New()
+	ew := newExportWriter(format, p.columns, io.MultiWriter(w, h))
+	var a ExportAudit
+	var st2 scanStats
+	err := n.scan(v, p, &st2, func(r *exportRow, _ pseudonym.Pseudonym, g string) error {
+		if groups[g] < p.d.K {
+			a.Suppressed++
+			return nil
+		}
+		a.Rows++
+		return ew.write(r)
+	})
+	if err == nil {
+		err = ew.flush()
+	}
+	if err != nil {
+		return ExportAudit{}, err
+	}
+	a.NoConsent, a.Erased = st.noConsent, st.erased
+	a.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return a, nil
+}
+
+// Export writes dataset req.Dataset to w for member, who must hold a grant
+// for req.Purpose. It first computes the export and appends its audit
+// entry, and only then writes the same bytes to w: no export leaves
+// without its audit entry. It runs on the leader; the HTTP API runs it on
+// any node.
+func (n *Node) Export(ctx context.Context, member string, req ExportRequest, w io.Writer) (ExportAudit, error) {
+	return n.export(ctx, nil, member, req, nil, w)
+}
+
+// export runs an export on this node (a follower appends the audit entry
+// through the leader with r's credentials); before, when not nil, is
+// called with the audit once it is in the ledger, before any byte is
+// written.
+func (n *Node) export(ctx context.Context, r *http.Request, member string, req ExportRequest, before func(ExportAudit), w io.Writer) (ExportAudit, error) {
+	n.awaitView(ctx)
+	format := req.Format
+	if format == "" {
+		format = "jsonl"
+	}
+	if format != "jsonl" && format != "csv" {
+		return ExportAudit{}, invalid("format", "jsonl or csv")
+	}
+	d, ok := n.view.dataset(req.Dataset)
+	if !ok {
+		return ExportAudit{}, fmt.Errorf("%w: dataset %s", ErrNotFound, req.Dataset)
+	}
+	if _, err := n.view.grantFor(d.Name, member, req.Purpose, time.Now()); err != nil {
+		return ExportAudit{}, err
+	}
+	asOf := req.AsOf
+	applied := n.view.applied()
+	if asOf == 0 {
+		asOf = applied - 1
+	}
+	if asOf >= applied || asOf < d.Created {
+		return ExportAudit{}, invalid("as_of", "an index from %d (the dataset's creation) to %d (the latest applied)", d.Created, applied-1)
+	}
+	var audit ExportAudit
+	var p *exportPlan
+	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+		var err error
+		if p, err = n.plan(v, d, req.Purpose, asOf); err != nil {
+			return err
+		}
+		audit, err = n.run(v, p, format, io.Discard)
+		return err
+	})
+	if err != nil {
+		return ExportAudit{}, err
+	}
+	audit.ID, audit.Member, audit.Dataset, audit.Purpose, audit.Format, audit.AsOf = uuid.Must(uuid.NewV7()), member, d.Name, req.Purpose, format, asOf
+	audit.At = time.Now().UTC()
+	index, err := n.submitSigned(ctx, r, member, KindExport, audit, audit.At)
+	if err != nil {
+		return ExportAudit{}, err
+	}
+	audit.Index = index
+	if before != nil {
+		before(audit)
+	}
+	var again ExportAudit
+	err = n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+		var err error
+		again, err = n.run(v, p, format, w)
+		return err
+	})
+	if err != nil {
+		return audit, err
+	}
+	if again.SHA256 != audit.SHA256 {
+		// An erasure between the audit and the release changed the rows.
+		n.logger.Warn("export changed between its audit and its release", "dataset", d.Name, "audit_index", index)
+	}
+	n.logger.Info("dataset exported", "member", member, "dataset", d.Name, "as_of", asOf, "rows", audit.Rows, "suppressed", audit.Suppressed, "audit_index", index)
+	return audit, nil
+}
+
+// Share is one member's contribution to a dataset over a period.
+type Share struct {
+	Member        string  `json:"member"`
+	Records       int     `json:"records"`
+	Subjects      int     `json:"subjects"`
+	RecordShare   float64 `json:"record_share"`
+	SubjectShare  float64 `json:"subject_share"`
+}
+
+// SharesReport is each member's share of a dataset's records and distinct
+// subjects, for records dated in [From, To), as of an index: the basis of
+// a data dividend, visible to every member.
+type SharesReport struct {
+	Dataset  string    `json:"dataset"`
+	AsOf     uint64    `json:"as_of"`
+	From     time.Time `json:"from,omitempty"`
+	To       time.Time `json:"to,omitempty"`
+	Records  int       `json:"records"`
+	Subjects int       `json:"subjects"`
+	Shares   []Share   `json:"shares"`
+}
+
+// Shares counts each member's contribution to a dataset: the records an
+// export would draw on (consented, not erased, before k-suppression)
+// dated in [from, to) (zero: unbounded).
+func (n *Node) Shares(ctx context.Context, dataset string, from, to time.Time) (SharesReport, error) {
+	d, ok := n.view.dataset(dataset)
+	if !ok {
+		return SharesReport{}, fmt.Errorf("%w: dataset %s", ErrNotFound, dataset)
+	}
+	asOf := n.view.applied() - 1
+	rep := SharesReport{Dataset: d.Name, AsOf: asOf, From: from, To: to, Shares: []Share{}}
+	records := map[string]int{}
+	subjects := map[string]map[pseudonym.Pseudonym]bool{}
+	all := map[pseudonym.Pseudonym]bool{}
+	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+		p, err := n.plan(v, d, d.Purpose, asOf)
+		if err != nil {
+			return err
+		}
+		var st scanStats
+		return n.scan(v, p, &st, func(r *exportRow, s pseudonym.Pseudonym, _ string) error {
+			t, _ := time.Parse("2006-01-02", r.Date)
+			if (!from.IsZero() && t.Before(from.Truncate(24*time.Hour))) || (!to.IsZero() && !t.Before(to)) {
+				return nil
+			}
+			records[r.Member]++
+			if subjects[r.Member] == nil {
+				subjects[r.Member] = map[pseudonym.Pseudonym]bool{}
+			}
+			subjects[r.Member][s] = true
+			all[s] = true
+			rep.Records++
+			return nil
+		})
+	})
+	if err != nil {
+		return SharesReport{}, err
+	}
+	rep.Subjects = len(all)
+	for m, c := range records {
+		sh := Share{Member: m, Records: c, Subjects: len(subjects[m])}
+		if rep.Records > 0 {
+			sh.RecordShare = float64(c) / float64(rep.Records)
+		}
+		subjTotal := 0
+		for _, s := range subjects {
+			subjTotal += len(s)
+		}
+		if subjTotal > 0 {
+			sh.SubjectShare = float64(sh.Subjects) / float64(subjTotal)
+		}
+		rep.Shares = append(rep.Shares, sh)
+	}
+	sort.Slice(rep.Shares, func(i, j int) bool { return rep.Shares[i].Member < rep.Shares[j].Member })
+	return rep, nil
+}
+
+// Audit lists a dataset's exports, oldest first.
+func (n *Node) Audit(dataset string) ([]ExportAudit, error) {
+	if _, ok := n.view.dataset(dataset); !ok {
+		return nil, fmt.Errorf("%w: dataset %s", ErrNotFound, dataset)
+	}
+	var out []ExportAudit
+	for _, a := range n.view.exports() {
+		if a.Dataset == dataset {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// ExportsOf lists the exports that included data of subject (a raw
+// identifier, pseudonymised in member's domain): each export is replayed
+// as of its index (exports are reproducible) for that subject alone.
+func (n *Node) ExportsOf(ctx context.Context, member, subject string) ([]ExportAudit, error) {
+	p, err := n.subjectPseudonym(member, subject)
+	if err != nil {
+		return nil, err
+	}
+	var out []ExportAudit
+	for _, a := range n.view.exports() {
+		d, ok := n.view.dataset(a.Dataset)
+		if !ok {
+			continue
+		}
+		included := false
+		err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+			plan, err := n.plan(v, d, a.Purpose, a.AsOf)
+			if err != nil {
+				return err
+			}
+			groups := map[string]int{}
+			var mine []string
+			var st scanStats
+			err = n.scan(v, plan, &st, func(_ *exportRow, s pseudonym.Pseudonym, g string) error {
+				groups[g]++
+				if string(s) == p {
+					mine = append(mine, g)
+				}
+				return nil
+			})
+			for _, g := range mine {
+				included = included || groups[g] >= d.K
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if included {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (v *view) exports() []ExportAudit {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return append([]ExportAudit(nil), v.gov.exports...)
+}
+
+// applyExport records an export's audit entry.
+func (v *view) applyExport(e ledger.Entry) error {
+	var a ExportAudit
+	signer, err := v.decodeSigned(e, &a)
+	if err != nil {
+		return err
+	}
+	if a.Member != signer {
+		return fmt.Errorf("%w: an audit entry names its signer", ErrForbidden)
+	}
+	a.Index = e.Index
+	v.gov.exports = append(v.gov.exports, a)
+	return nil
+}
+
+func sortDatasets(ds []DatasetInfo) {
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Name < ds[j].Name })
+}

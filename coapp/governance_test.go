@@ -1,0 +1,360 @@
+package coapp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/coapp/client"
+	"coapp.coop/consent"
+	"coapp.coop/pseudonym"
+)
+
+// basketSchema has a quasi-identifier (the postcode, cut to 3 characters),
+// a direct identifier pseudonymised at ledger level, and an amount.
+func basketSchema() Schema {
+	return Schema{Type: "basket", Version: 1, Fields: []Field{
+		{Name: "email", Kind: "string", Class: "direct", Policy: Policy{Action: "pseudonymise"}},
+		{Name: "postcode", Kind: "postcode", Class: "quasi", Policy: Policy{Action: "generalise", Keep: 3}},
+		{Name: "amount", Kind: "decimal", Class: "attribute", Required: true, Min: f64(0), Policy: Policy{Action: "keep"}},
+	}}
+}
+
+func basket(subject, postcode string, amount int) client.Record {
+	return client.Record{
+		ID: uuid.New(), Type: "basket", Subject: subject, Time: time.Date(2026, 10, 5, 9, 0, 0, 0, time.UTC),
+		Fields: rawFields("email", `"`+subject+`"`, "postcode", `"`+postcode+`"`, "amount", fmt.Sprint(amount)),
+	}
+}
+
+type exportLine struct {
+	Subject string                     `json:"subject"`
+	Member  string                     `json:"member"`
+	Type    string                     `json:"type"`
+	Fields  map[string]json.RawMessage `json:"fields"`
+}
+
+func parseExport(t *testing.T, b []byte) []exportLine {
+	t.Helper()
+	var out []exportLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var l exportLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("export line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// passes proposes p as the first client and has the others vote yes until
+// it passes.
+func passes(t *testing.T, ctx context.Context, p any, proposer *client.Client, voters ...*client.Client) client.Proposal {
+	t.Helper()
+	pr, err := proposer.Propose(ctx, p)
+	if err != nil {
+		t.Fatalf("propose: %v", err)
+	}
+	for _, v := range voters {
+		if pr, err = v.Vote(ctx, pr.ID, "yes"); err != nil {
+			t.Fatalf("vote: %v", err)
+		}
+		if pr.Outcome == "passed" {
+			return pr
+		}
+	}
+	t.Fatalf("proposal %s did not pass: %+v", pr.Kind, pr)
+	return pr
+}
+
+// TestCooperativeStory is the whole story with three cooperatives, each on
+// its own node of a 3-node cluster over TCP: genesis, members admitted by
+// vote, a schema, consents on both tiers, exchanges, a dataset proposed
+// and voted, a grant, an export through a follower, a withdrawal that the
+// next export honours, shares and the audit trail.
+func TestCooperativeStory(t *testing.T) {
+	n0, admin := bootstrapNode(t) // coop-a, founder
+	n1 := joinNode(t, "n1", n0, admin, true)
+	n2 := joinNode(t, "n2", n0, admin, true)
+	ctx := testCtx(t)
+	root := client.New(n0.URL(), admin)
+	tokB, err := root.CreateToken(ctx, "coop-b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokC, err := root.CreateToken(ctx, "coop-c", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := root, client.New(n1.URL(), tokB.Token), client.New(n2.URL(), tokC.Token)
+
+	// Members: admitted one by one, by vote.
+	passes(t, ctx, Proposal{Kind: ProposeAdmit, Member: "coop-b"}, a, a)
+	passes(t, ctx, Proposal{Kind: ProposeAdmit, Member: "coop-c"}, a, a, b)
+	if ms, err := c.Members(ctx); err != nil || strings.Join(ms, ",") != "coop-a,coop-b,coop-c" {
+		t.Fatalf("members %v, %v", ms, err)
+	}
+	if _, err := root.PutSchema(ctx, basketSchema()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each cooperative agrees to share purchases for research, and records
+	// its members' consents; some people do not consent.
+	coops := map[string]*client.Client{"coop-a": a, "coop-b": b, "coop-c": c}
+	var consented, refused []string
+	consentOf := map[string]uuid.UUID{}
+	owner := map[string]string{}
+	for name, cl := range coops {
+		share := consentRequest("", "dpv:ResearchAndDevelopment")
+		share.Tier = consent.TierMember
+		if _, err := cl.GiveConsent(ctx, share); err != nil {
+			t.Fatalf("%s agreement: %v", name, err)
+		}
+		var recs []client.Record
+		for i := 0; i < 6; i++ {
+			subject := fmt.Sprintf("person-%d@%s.example", i, name)
+			owner[subject] = name
+			if i < 4 {
+				rc, err := cl.GiveConsent(ctx, consentRequest(subject, "dpv:ResearchAndDevelopment"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				consentOf[subject] = rc.Record
+				consented = append(consented, subject)
+			} else {
+				refused = append(refused, subject)
+			}
+			postcode := "40126"
+			if i == 3 && name == "coop-a" {
+				postcode = "90100" // alone in its group: suppressed
+			}
+			recs = append(recs, basket(subject, postcode, 10+i))
+		}
+		if _, err := cl.Publish(ctx, recs); err != nil {
+			t.Fatalf("%s publish: %v", name, err)
+		}
+	}
+
+	// The dataset, proposed by coop-b and voted; a grant to coop-c.
+	ds := Dataset{
+		Name: "market-study", Description: "Joint market study of baskets", Purpose: "dpv:CommercialResearch", Category: "pd:Purchase", K: 2,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"email", "postcode", "amount"}}},
+	}
+	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, b, a, b)
+	passes(t, ctx, Proposal{Kind: ProposeGrant, Grant: &Grant{Dataset: "market-study", Grantee: "coop-c", Purpose: "dpv:CommercialResearch", Until: time.Now().Add(24 * time.Hour)}}, a, a, c)
+
+	// The export, by coop-c through its own node, a follower.
+	var out bytes.Buffer
+	res, err := c.Export(ctx, "market-study", ExportRequest{Purpose: "dpv:CommercialResearch"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(out.Bytes())
+	if hex.EncodeToString(sum[:]) != res.SHA256 {
+		t.Fatal("the body's hash is not the audited one")
+	}
+	rows := parseExport(t, out.Bytes())
+	// 3 coops x 4 consenting people, but one alone in its postcode group
+	// (k is 2): 11 rows, and every released group has at least k.
+	if len(rows) != 11 || res.Rows != 11 {
+		t.Fatalf("%d rows (header says %d), want 11:\n%s", len(rows), res.Rows, out.String())
+	}
+	groups := map[string]int{}
+	for _, r := range rows {
+		groups[string(r.Fields["postcode"])]++
+	}
+	for g, count := range groups {
+		if count < ds.K {
+			t.Fatalf("group %s released with %d rows, under k=%d", g, count, ds.K)
+		}
+	}
+	ledgerPseudonyms := map[string]bool{}
+	for subject, m := range owner {
+		p, _ := n0.keys.Pseudonym(pseudonym.MemberDomain(m), subject)
+		ledgerPseudonyms[string(p)] = true
+	}
+	for _, r := range rows {
+		if ledgerPseudonyms[r.Subject] || ledgerPseudonyms[strings.Trim(string(r.Fields["email"]), `"`)] {
+			t.Fatalf("a ledger-level pseudonym left in an export: %+v", r)
+		}
+		if strings.Contains(out.String(), "@") {
+			t.Fatal("a raw identifier left in an export")
+		}
+	}
+	audits, err := a.Audit(ctx, "market-study")
+	if err != nil || len(audits) != 1 || audits[0].SHA256 != res.SHA256 || audits[0].Member != "coop-c" || audits[0].Rows != 11 || audits[0].Suppressed != 1 || audits[0].NoConsent != 6 {
+		t.Fatalf("audit %+v, %v", audits, err)
+	}
+
+	// Reproducible: the same dataset, grant and index, the same bytes.
+	var again bytes.Buffer
+	if _, err := c.Export(ctx, "market-study", ExportRequest{Purpose: "dpv:CommercialResearch", AsOf: audits[0].AsOf}, &again); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Bytes(), out.Bytes()) {
+		t.Fatal("the same export as of the same index gave other bytes")
+	}
+
+	// A person withdraws: absent from the next export. Their cooperative
+	// sees which exports held their data.
+	leaver := "person-0@coop-b.example"
+	if _, err := b.ChangeConsent(ctx, consentOf[leaver], "withdraw", nil); err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := b.SubjectExports(ctx, leaver); err != nil || len(ex) != 2 {
+		t.Fatalf("exports holding the leaver: %+v, %v", ex, err)
+	}
+	var after bytes.Buffer
+	if _, err := c.Export(ctx, "market-study", ExportRequest{Purpose: "dpv:CommercialResearch", Format: "csv"}, &after); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(after.String()), "\n")
+	if lines[0] != "subject,member,type,date,amount,email,postcode" || len(lines) != 1+10 {
+		t.Fatalf("csv after the withdrawal:\n%s", after.String())
+	}
+	p0, _ := n0.keys.Pseudonym(pseudonym.DatasetDomain("market-study"), func() string {
+		lp, _ := n0.keys.Pseudonym(pseudonym.MemberDomain("coop-b"), leaver)
+		return string(lp)
+	}())
+	if strings.Contains(after.String(), string(p0)) || !strings.Contains(out.String(), string(p0)) {
+		t.Fatal("the leaver's dataset pseudonym: want it in the first export only")
+	}
+	if ex, err := a.SubjectExports(ctx, "person-1@coop-a.example"); err != nil || len(ex) != 3 {
+		t.Fatalf("exports holding a consenting person: %d, %v", len(ex), err)
+	}
+
+	// Shares: each cooperative's part of the records and the people.
+	sh, err := b.Shares(ctx, "market-study", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, s := range sh.Shares {
+		total += s.RecordShare
+	}
+	if len(sh.Shares) != 3 || sh.Records != 11 || sh.Subjects != 11 || total < 0.999 || total > 1.001 {
+		t.Fatalf("shares %+v", sh)
+	}
+	for _, s := range sh.Shares {
+		want := 4
+		if s.Member == "coop-b" {
+			want = 3
+		}
+		if s.Records != want {
+			t.Errorf("%s contributed %d records, want %d", s.Member, s.Records, want)
+		}
+	}
+}
+
+// TestGovernanceRefusals shows each refusal typed and nothing written: an
+// export without a grant, with an expired grant, for another purpose; a
+// non-member voting; a member voting twice; a forged signature; a vote
+// past a proposal's lifetime.
+func TestGovernanceRefusals(t *testing.T) {
+	cfg := nodeConfig(t.TempDir())
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Refusals", "coop-a", "n0"
+	cfg.FoundingMembers = []string{"coop-b"}
+	cfg.Rules = Rules{Lifetime: "PT2S"}
+	n := mustStart(t, cfg)
+	ctx := testCtx(t)
+	admin := readToken(t, cfg.Dir)
+	a := client.New(n.URL(), admin)
+	if _, err := a.PutSchema(ctx, basketSchema()); err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := a.CreateToken(ctx, "coop-b", false)
+	tx, _ := a.CreateToken(ctx, "coop-x", false)
+	b, x := client.New(n.URL(), tb.Token), client.New(n.URL(), tx.Token)
+	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
+	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, a, a, b)
+	passes(t, ctx, Proposal{Kind: ProposeGrant, Grant: &Grant{Dataset: "d", Grantee: "coop-a", Purpose: "dpv:CommercialResearch", Until: time.Now().Add(time.Second)}}, a, a, b)
+	passes(t, ctx, Proposal{Kind: ProposeGrant, Grant: &Grant{Dataset: "d", Grantee: "coop-b", Purpose: "dpv:AcademicResearch", Until: time.Now().Add(time.Hour)}}, a, a, b)
+	open, err := a.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Vote(ctx, open.ID, "yes"); err != nil {
+		t.Fatal(err)
+	}
+	old, err := a.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // coop-a's grant and the proposals' lifetimes end
+
+	size := ledgerSize(t, a)
+	export := func(cl *client.Client, purpose string) error {
+		_, err := cl.Export(ctx, "d", ExportRequest{Purpose: purpose}, &bytes.Buffer{})
+		return err
+	}
+	forged := func() error {
+		body, _ := json.Marshal(Vote{Proposal: open.ID, Choice: "yes", At: time.Now()})
+		sub := signedSubmission{Kind: KindVote, Signed: signedBody{Body: body, Signer: "coop-b", Sig: make([]byte, 64)}, At: time.Now()}
+		return postJSON(t, n.URL()+"/v1/signed", tb.Token, sub)
+	}
+	for name, tc := range map[string]struct {
+		do     func() error
+		status int
+	}{
+		"export without a grant":       {func() error { return export(x, "dpv:CommercialResearch") }, http.StatusForbidden},
+		"export with an expired grant": {func() error { return export(a, "dpv:CommercialResearch") }, http.StatusForbidden},
+		"export for another purpose":   {func() error { return export(b, "dpv:CommercialResearch") }, http.StatusForbidden},
+		"a non-member voting":          {func() error { _, err := x.Vote(ctx, open.ID, "yes"); return err }, http.StatusForbidden},
+		"a member voting twice":        {func() error { _, err := a.Vote(ctx, open.ID, "no"); return err }, http.StatusConflict},
+		"a forged signature":           {forged, http.StatusBadRequest},
+		"a vote past the lifetime":     {func() error { _, err := b.Vote(ctx, old.ID, "yes"); return err }, http.StatusConflict},
+		"a non-member proposing":       {func() error { _, err := x.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-x"}); return err }, http.StatusForbidden},
+		"a dataset on an unknown type": {func() error {
+			_, err := a.Propose(ctx, Proposal{Kind: ProposeDataset, Dataset: &Dataset{Name: "e", Purpose: "dpv:Marketing", Category: "pd:Purchase", K: 1, Types: []DatasetType{{Type: "nope"}}}})
+			return err
+		}, http.StatusBadRequest},
+		"an unknown choice": {func() error { _, err := b.Vote(ctx, open.ID, "maybe"); return err }, http.StatusBadRequest},
+	} {
+		if err := tc.do(); apiStatus(err) != tc.status {
+			t.Errorf("%s: got %v, want status %d", name, err, tc.status)
+		}
+	}
+	if got := ledgerSize(t, a); got != size {
+		t.Fatalf("refused requests wrote %d entries", got-size)
+	}
+}
+
+func readToken(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// postJSON posts v and returns the API error, if any.
+func postJSON(t *testing.T, url, token string, v any) error {
+	t.Helper()
+	body, _ := json.Marshal(v)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &client.Error{Status: resp.StatusCode}
+	}
+	return nil
+}
