@@ -420,11 +420,11 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 
 // Share is one member's contribution to a dataset over a period.
 type Share struct {
-	Member        string  `json:"member"`
-	Records       int     `json:"records"`
-	Subjects      int     `json:"subjects"`
-	RecordShare   float64 `json:"record_share"`
-	SubjectShare  float64 `json:"subject_share"`
+	Member       string  `json:"member"`
+	Records      int     `json:"records"`
+	Subjects     int     `json:"subjects"`
+	RecordShare  float64 `json:"record_share"`
+	SubjectShare float64 `json:"subject_share"`
 }
 
 // SharesReport is each member's share of a dataset's records and distinct
