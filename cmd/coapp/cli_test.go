@@ -109,6 +109,48 @@ func TestCommandLine(t *testing.T) {
 		t.Fatalf("withdrawing twice: %v\n%s", err, out)
 	}
 
+	// Governance: the founder proposes a dataset and a grant, votes them
+	// through (one member), exports, and the audit trail shows it.
+	if out, err = runCLI(t, "members"); err != nil || !strings.Contains(out, `"founder"`) {
+		t.Fatalf("members: %v\n%s", err, out)
+	}
+	proposal := filepath.Join(t.TempDir(), "dataset.json")
+	if err := os.WriteFile(proposal, []byte(`{"kind":"dataset","dataset":{"name":"harvests","description":"Harvests",
+		"types":[{"type":"harvest","fields":["kg"]}],"purpose":"dpv:ResearchAndDevelopment","category":"pd:Harvest","k":1}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vote := func(file string) {
+		t.Helper()
+		out, err := runCLI(t, "propose", file)
+		var p struct{ ID string }
+		if err != nil || json.Unmarshal([]byte(out), &p) != nil {
+			t.Fatalf("propose: %v\n%s", err, out)
+		}
+		if out, err = runCLI(t, "vote", p.ID, "yes"); err != nil || !strings.Contains(out, `"outcome": "passed"`) {
+			t.Fatalf("vote: %v\n%s", err, out)
+		}
+	}
+	vote(proposal)
+	grant := filepath.Join(t.TempDir(), "grant.json")
+	if err := os.WriteFile(grant, []byte(`{"kind":"grant","grant":{"dataset":"harvests","grantee":"founder",
+		"purpose":"dpv:AcademicResearch","until":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vote(grant)
+	exported := filepath.Join(t.TempDir(), "harvests.csv")
+	if out, err = runCLI(t, "export", "--purpose", "dpv:AcademicResearch", "--format", "csv", "--out", exported, "harvests"); err != nil || !strings.Contains(out, "audit entry") {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(exported); err != nil || !strings.HasPrefix(string(b), "subject,member,type,date,kg") {
+		t.Fatalf("export file: %v\n%s", err, b)
+	}
+	if out, err = runCLI(t, "audit", "harvests"); err != nil || !strings.Contains(out, `"purpose": "dpv:AcademicResearch"`) {
+		t.Fatalf("audit: %v\n%s", err, out)
+	}
+	if out, err = runCLI(t, "export", "--purpose", "dpv:Marketing", "--out", exported+".2", "harvests"); err == nil {
+		t.Fatalf("an export for a purpose without a grant: %s", out)
+	}
+
 	out, err = runCLI(t, "ledger", "prove", "5")
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "verified") {
 		t.Fatalf("ledger prove: %v\n%s", err, out)

@@ -441,6 +441,13 @@ func (c *Client) Members(ctx context.Context) ([]string, error) {
 	return out.Members, err
 }
 
+// Datasets lists the federation's datasets (the API's DatasetInfo JSON).
+func (c *Client) Datasets(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/v1/datasets", nil, &out, true)
+	return out, err
+}
+
 // ExportResult is what an export's headers say: the audit entry's index,
 // the SHA-256 of the body, the rows.
 type ExportResult struct {
