@@ -2,6 +2,7 @@ package coapp
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"io"
 	"net/http"
 	"strconv"
@@ -239,3 +240,16 @@ func (n *Node) handleSubjectExports(w http.ResponseWriter, r *http.Request, c ca
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"exports": as})
 }
+
+// Members returns the federation's members, sorted.
+func (n *Node) Members() []string { return n.view.members() }
+
+// Datasets returns the federation's datasets, by name.
+func (n *Node) Datasets() []DatasetInfo { return n.view.datasets() }
+
+// Proposals returns every proposal, oldest first.
+func (n *Node) Proposals() []ProposalStatus { return n.view.proposals() }
+
+// MemberKey returns a member's Ed25519 public key as the ledger holds it,
+// with which its consent receipts verify offline.
+func (n *Node) MemberKey(member string) (ed25519.PublicKey, bool) { return n.view.memberKey(member) }

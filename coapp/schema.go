@@ -2,6 +2,7 @@ package coapp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -415,6 +416,25 @@ func (t *transformer) policy(f *Field, at string, v value) (json.RawMessage, boo
 	return quoteJSON(out), true, nil
 }
 
+// PutSchema registers a schema, or the next version of one, as member (an
+// admin's): its version must be one above the latest (1 for a new type).
+// It runs on the leader.
+func (n *Node) PutSchema(ctx context.Context, member string, s Schema) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	n.awaitView(ctx)
+	latest, _ := n.view.schema(s.Type, 0)
+	if s.Version != latest.Version+1 {
+		return &versionConflict{typ: s.Type, want: latest.Version + 1, got: s.Version}
+	}
+	if _, err := n.ledger.Append(ctx, systemEntry(KindSchema, member, time.Now().UTC(), s)); err != nil {
+		return err
+	}
+	n.awaitView(ctx)
+	return nil
+}
+
 // handlePutSchema registers a schema, or a new version of one: its version
 // must be one above the latest (1 for a new type), or the request fails
 // with 409.
@@ -431,18 +451,9 @@ func (n *Node) handlePutSchema(w http.ResponseWriter, r *http.Request, c caller)
 	if err := decodeBody(r, &s); err != nil {
 		return err
 	}
-	if err := s.validate(); err != nil {
+	if err := n.PutSchema(r.Context(), c.member, s); err != nil {
 		return err
 	}
-	n.awaitView(r.Context())
-	latest, _ := n.view.schema(s.Type, 0)
-	if s.Version != latest.Version+1 {
-		return &versionConflict{typ: s.Type, want: latest.Version + 1, got: s.Version}
-	}
-	if _, err := n.ledger.Append(r.Context(), systemEntry(KindSchema, c.member, time.Now().UTC(), s)); err != nil {
-		return err
-	}
-	n.awaitView(r.Context())
 	return writeJSON(w, http.StatusCreated, s)
 }
 

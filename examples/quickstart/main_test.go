@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,25 +20,34 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"published a harvest",
-		"-> entry 4,",
-		"duplicate: true",
-		"The log holds 5 entries",
-		"Inclusion proof for entry 2 (3 hashes): verified=true",
-		"Consistency proof from 3 to 5 entries: verified=true",
-		"rejected=true",
+		"admit coop-b: passed (yes: 1, members: 1)",
+		"admit coop-c: passed (yes: 2, members: 2)",
+		"both receipts verify offline with coop-b's public key: true, true",
+		"12 purchases published",
+		"dataset proposal: passed (yes: 2, members: 3)",
+		"grant proposal: passed (yes: 2, members: 3)",
+		"7 rows, 1 suppressed (groups under k=2), 4 without consent",
+		"coop-a, without a grant, is refused: true",
+		"coop-b contributed 2 records",
 		"the ledger is intact",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	// A second run on the same directory adds nothing.
+	export, err := os.ReadFile(filepath.Join(dir, "market-study.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(export), "\n"); lines != 7 || strings.Contains(string(export), "@") {
+		t.Errorf("the export file has %d lines, or a raw identifier:\n%s", lines, export)
+	}
+	// A second run on the same directory tells the story is there.
 	out.Reset()
 	if err := run(ctx, &out, dir); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "The log holds 5 entries") {
-		t.Errorf("second run changed the log:\n%s", out.String())
+	if !strings.Contains(out.String(), "exists already") || !strings.Contains(out.String(), "the ledger is intact") {
+		t.Errorf("second run:\n%s", out.String())
 	}
 }
