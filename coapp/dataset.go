@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 
@@ -27,6 +28,9 @@ type Dataset struct {
 	// Retention, an ISO 8601 duration: records older than it, at the
 	// export's as-of time, are left out. Empty: kept.
 	Retention string `json:"retention,omitempty"`
+	// DPBudget is the total epsilon that differentially private
+	// aggregates may spend, for each purpose; 0: exact aggregates only.
+	DPBudget float64 `json:"dp_budget,omitempty"`
 }
 
 // DatasetType is one exchange type in a dataset: the fields taken, and for
@@ -82,6 +86,8 @@ func (d *Dataset) validate() error {
 		return invalid("dataset.types", "1 to 16 exchange types")
 	case d.K < 1 || d.K > 1000:
 		return invalid("dataset.k", "the minimum group size, 1 to 1000")
+	case d.DPBudget < 0 || d.DPBudget > 100 || math.IsNaN(d.DPBudget):
+		return invalid("dataset.dp_budget", "0 to 100")
 	}
 	if d.Retention != "" {
 		if _, err := consent.AddDuration(time.Unix(0, 0), d.Retention); err != nil {

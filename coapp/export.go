@@ -54,6 +54,9 @@ type ExportAudit struct {
 	Erased     int       `json:"erased"`
 	SHA256     string    `json:"sha256"`
 	At         time.Time `json:"at"`
+	// Epsilon is the privacy budget a differentially private aggregate
+	// spent.
+	Epsilon float64 `json:"epsilon,omitempty"`
 	// Index is where the audit entry is in the ledger (set when read).
 	Index uint64 `json:"index,omitempty"`
 }
@@ -570,6 +573,14 @@ func (v *view) applyExport(e ledger.Entry) error {
 	}
 	if a.Member != signer {
 		return fmt.Errorf("%w: an audit entry names its signer", ErrForbidden)
+	}
+	if a.Epsilon != 0 {
+		d, ok := v.gov.datasets[a.Dataset]
+		key := a.Dataset + "\x00" + a.Purpose
+		if !ok || !(a.Epsilon > 0) || v.gov.spent[key]+a.Epsilon > d.DPBudget+1e-12 {
+			return fmt.Errorf("%w: %s for %s", ErrBudgetSpent, a.Dataset, a.Purpose)
+		}
+		v.gov.spent[key] += a.Epsilon
 	}
 	a.Index = e.Index
 	v.gov.exports = append(v.gov.exports, a)

@@ -186,12 +186,13 @@ type governance struct {
 	datasets  map[string]*DatasetInfo
 	grants    []GrantInfo
 	exports   []ExportAudit
+	spent     map[string]float64 // epsilon, by dataset and purpose
 }
 
 func newGovernance() *governance {
 	return &governance{
 		rules: Rules{}.withDefaults(), members: map[string]bool{},
-		proposals: map[uuid.UUID]*ProposalStatus{}, datasets: map[string]*DatasetInfo{},
+		proposals: map[uuid.UUID]*ProposalStatus{}, datasets: map[string]*DatasetInfo{}, spent: map[string]float64{},
 	}
 }
 
@@ -541,6 +542,12 @@ func (v *view) precheck(member, kind string, body []byte) error {
 		}
 		if a.Member != member {
 			return fmt.Errorf("%w: an audit entry names its signer", ErrForbidden)
+		}
+		if a.Epsilon != 0 {
+			d, ok := v.gov.datasets[a.Dataset]
+			if !ok || !(a.Epsilon > 0) || v.gov.spent[a.Dataset+"\x00"+a.Purpose]+a.Epsilon > d.DPBudget+1e-12 {
+				return fmt.Errorf("%w: %s for %s", ErrBudgetSpent, a.Dataset, a.Purpose)
+			}
 		}
 		return nil
 	}

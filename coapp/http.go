@@ -115,6 +115,7 @@ func (n *Node) routeTable() []route {
 		{"GET /v1/datasets", member, n.handleDatasets},
 		{"GET /v1/datasets/{name}", member, n.handleDataset},
 		{"POST /v1/datasets/{name}/export", member, n.handleExport},
+		{"POST /v1/datasets/{name}/aggregate", member, n.handleAggregate},
 		{"GET /v1/datasets/{name}/shares", member, n.handleShares},
 		{"GET /v1/datasets/{name}/audit", member, n.handleAudit},
 		{"POST /v1/subjects/exports", member, n.handleSubjectExports},
@@ -273,6 +274,8 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, status, code, cse.Error(), cse.Field)
 	case errors.Is(err, ErrNotMember), errors.Is(err, ErrForbidden):
 		writeError(w, http.StatusForbidden, "forbidden", err.Error(), "")
+	case errors.Is(err, ErrBudgetSpent):
+		writeError(w, http.StatusConflict, "budget_spent", err.Error(), "dp.epsilon")
 	case errors.Is(err, ErrVoted), errors.Is(err, ErrClosed):
 		writeError(w, http.StatusConflict, "conflict", err.Error(), "")
 	case errors.Is(err, ErrBadSignature):

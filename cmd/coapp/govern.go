@@ -187,3 +187,27 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return printJSON(stdout, map[string]any{"exports": as})
 }
+
+func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("aggregate", stderr)
+	cf := addClientFlags(f)
+	if err := f.parse(args, 2); err != nil {
+		return err
+	}
+	if f.NArg() != 2 {
+		return usageError{`aggregate DATASET FILE|-  (a query: {"purpose":"…","group_by":["postcode"],"op":"count|sum|mean","field":"…","dp":{"epsilon":0.5}})`}
+	}
+	var req json.RawMessage
+	if err := decodeStrict(f.Arg(1), &req); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Aggregate(ctx, f.Arg(0), req)
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, res)
+}

@@ -45,6 +45,7 @@ func commands() []command {
 		{"proposals", "list proposals with their votes and outcomes", runProposals},
 		{"datasets", "list the federation's datasets", runDatasets},
 		{"export", "export a dataset: export --purpose P [--format csv] [--out FILE] DATASET", runExport},
+		{"aggregate", "counts, sums or means by group, optionally differentially private: aggregate DATASET FILE|-", runAggregate},
 		{"shares", "each member's share of a dataset: shares DATASET", runShares},
 		{"audit", "a dataset's exports: audit DATASET", runAudit},
 		{"records", "publish or look up records: records publish FILE | records get ID", runRecords},

@@ -482,6 +482,34 @@ func (c *Client) Export(ctx context.Context, dataset string, req any, w io.Write
 	return res, err
 }
 
+// AggregateGroup is one released group of an aggregate.
+type AggregateGroup struct {
+	Key   map[string]json.RawMessage `json:"key"`
+	Count float64                    `json:"count"`
+	Value float64                    `json:"value,omitempty"`
+}
+
+// AggregateResult is an aggregate's answer.
+type AggregateResult struct {
+	Dataset    string           `json:"dataset"`
+	Purpose    string           `json:"purpose"`
+	AsOf       uint64           `json:"as_of"`
+	Op         string           `json:"op"`
+	Groups     []AggregateGroup `json:"groups"`
+	Suppressed int              `json:"suppressed"`
+	Epsilon    float64          `json:"epsilon,omitempty"`
+	BudgetLeft float64          `json:"budget_left,omitempty"`
+	Audit      uint64           `json:"audit"`
+}
+
+// Aggregate asks for counts, sums or means by group; req marshals to the
+// API's AggregateRequest (purpose, group_by, op, field, dp).
+func (c *Client) Aggregate(ctx context.Context, dataset string, req any) (AggregateResult, error) {
+	var out AggregateResult
+	err := c.write(ctx, http.MethodPost, "/v1/datasets/"+url.PathEscape(dataset)+"/aggregate", req, &out)
+	return out, err
+}
+
 // ExportAudit is an export's audit entry.
 type ExportAudit struct {
 	ID         uuid.UUID `json:"id"`
@@ -496,6 +524,7 @@ type ExportAudit struct {
 	Erased     int       `json:"erased"`
 	SHA256     string    `json:"sha256"`
 	At         time.Time `json:"at"`
+	Epsilon    float64   `json:"epsilon,omitempty"`
 	Index      uint64    `json:"index,omitempty"`
 }
 

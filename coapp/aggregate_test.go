@@ -1,0 +1,121 @@
+package coapp
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"coapp.coop/coapp/client"
+	"coapp.coop/consent"
+)
+
+// TestAggregates answers counts, sums and means by group, suppresses
+// groups under k, and spends a differential-privacy budget that the ledger
+// accounts for, refusing the query that would overspend it.
+func TestAggregates(t *testing.T) {
+	cfg := nodeConfig(t.TempDir())
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Energy", "coop-a", "n0"
+	n := mustStart(t, cfg)
+	ctx := testCtx(t)
+	a := client.New(n.URL(), readToken(t, cfg.Dir))
+	if _, err := a.PutSchema(ctx, basketSchema()); err != nil {
+		t.Fatal(err)
+	}
+	share := consentRequest("", "dpv:ResearchAndDevelopment")
+	share.Tier = consent.TierMember
+	if _, err := a.GiveConsent(ctx, share); err != nil {
+		t.Fatal(err)
+	}
+	// 401*: 5 people spending 10..14; 902*: 3 people spending 20, 21, 22;
+	// 555*: one person, under k.
+	var recs []client.Record
+	for i, pc := range []string{"40100", "40111", "40122", "40133", "40144", "90200", "90211", "90222", "55500"} {
+		subject := fmt.Sprintf("household-%d", i)
+		if _, err := a.GiveConsent(ctx, consentRequest(subject, "dpv:ResearchAndDevelopment")); err != nil {
+			t.Fatal(err)
+		}
+		amount := 10 + i
+		if i >= 5 {
+			amount = 15 + i
+		}
+		recs = append(recs, basket(subject, pc, amount))
+	}
+	if _, err := a.Publish(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	ds := Dataset{Name: "battery", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 3, DPBudget: 1,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"postcode", "amount"}}}}
+	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, a, a)
+	passes(t, ctx, Proposal{Kind: ProposeGrant, Grant: &Grant{Dataset: "battery", Grantee: "coop-a", Purpose: "dpv:ResearchAndDevelopment", Until: time.Now().Add(time.Hour)}}, a, a)
+
+	exact := func(op, field string) client.AggregateResult {
+		t.Helper()
+		res, err := a.Aggregate(ctx, "battery", AggregateRequest{Purpose: "dpv:ResearchAndDevelopment", GroupBy: []string{"postcode"}, Op: op, Field: field})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Groups) != 2 || res.Suppressed != 1 {
+			t.Fatalf("%s: groups %+v, suppressed %d; want 401* and 902*, 555* suppressed", op, res.Groups, res.Suppressed)
+		}
+		return res
+	}
+	if res := exact("count", ""); res.Groups[0].Count != 5 || res.Groups[1].Count != 3 || string(res.Groups[0].Key["postcode"]) != `"401*"` {
+		t.Fatalf("counts %+v", res.Groups)
+	}
+	if res := exact("sum", "amount"); res.Groups[0].Value != 60 || res.Groups[1].Value != 63 {
+		t.Fatalf("sums %+v", res.Groups)
+	}
+	if res := exact("mean", "amount"); res.Groups[0].Value != 12 || res.Groups[1].Value != 21 {
+		t.Fatalf("means %+v", res.Groups)
+	}
+
+	// Differential privacy: 0.6 of a budget of 1, then 0.6 more is refused.
+	dp := AggregateRequest{Purpose: "dpv:ResearchAndDevelopment", Op: "count", DP: &DPParams{Epsilon: 0.6}}
+	res, err := a.Aggregate(ctx, "battery", dp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Groups) != 1 || math.Abs(res.Groups[0].Count-9) > 40 || res.Groups[0].Count == 9 || math.Abs(res.BudgetLeft-0.4) > 1e-9 {
+		t.Fatalf("a DP count of 9 records: %+v", res)
+	}
+	size := ledgerSize(t, a)
+	if _, err := a.Aggregate(ctx, "battery", dp); apiStatus(err) != http.StatusConflict {
+		t.Fatalf("overspending the budget: %v", err)
+	}
+	if _, err := a.Aggregate(ctx, "battery", AggregateRequest{Purpose: "dpv:ResearchAndDevelopment", Op: "sum", Field: "amount", DP: &DPParams{Epsilon: 0.1}}); apiStatus(err) != http.StatusBadRequest {
+		t.Fatalf("a DP sum without bounds: %v", err)
+	}
+	if got := ledgerSize(t, a); got != size {
+		t.Fatalf("refused queries wrote %d entries", got-size)
+	}
+	// The budget is spent for this purpose, not for others a grant may name.
+	if left := n.view.budgetLeft("battery", "dpv:AcademicResearch"); left != 1 {
+		t.Fatalf("another purpose's budget: %v", left)
+	}
+	audits, err := a.Audit(ctx, "battery")
+	if err != nil || len(audits) != 4 || audits[3].Epsilon != 0.6 {
+		t.Fatalf("audit %+v, %v", audits, err)
+	}
+}
+
+// TestLaplace checks the noise's scale: the mean absolute value of
+// Laplace(0, b) is b.
+func TestLaplace(t *testing.T) {
+	const draws, scale = 40000, 2.0
+	sum, pos := 0.0, 0
+	for i := 0; i < draws; i++ {
+		x := laplace(scale)
+		sum += math.Abs(x)
+		if x > 0 {
+			pos++
+		}
+	}
+	if mad := sum / draws; math.Abs(mad-scale) > 0.1 {
+		t.Fatalf("mean absolute noise %.3f, want about %.1f", mad, scale)
+	}
+	if pos < draws*45/100 || pos > draws*55/100 {
+		t.Fatalf("%d of %d draws positive", pos, draws)
+	}
+}
