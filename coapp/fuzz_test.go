@@ -175,3 +175,37 @@ func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// FuzzDecoders checks that the fast decoders of record payloads and fields
+// agree with encoding/json on every input they accept.
+func FuzzDecoders(f *testing.F) {
+	f.Add([]byte(`{"type":"purchase","version":1,"subject":"ps1.1.abc","time":"2026-01-02T03:04:05Z","box":"AAEC"}`))
+	f.Add([]byte(`{"type":"purchase","version":12,"subject":"ps1.1.abc","time":"2026-01-02T03:04:05Z"}`))
+	f.Add([]byte(`{"amount":12.50,"email":"ps1.1.x","postcode":"401*","ok":true,"n":null}`))
+	f.Add([]byte(`{"a":"x\"y","b":-1e3}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if p, err := fastRecordPayload(b); err == nil {
+			var want recordPayload
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("fast payload decoder accepted %q, encoding/json refuses: %v", b, err)
+			}
+			if p.Type != want.Type || p.Version != want.Version || p.Subject != want.Subject || p.Time != want.Time || !bytes.Equal(p.Box, want.Box) {
+				t.Fatalf("payload %q: fast %+v, encoding/json %+v", b, p, want)
+			}
+		}
+		if m, err := fastFields(b); err == nil {
+			var want map[string]json.RawMessage
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("fast fields decoder accepted %q, encoding/json refuses: %v", b, err)
+			}
+			if len(m) != len(want) {
+				t.Fatalf("fields %q: fast %v, encoding/json %v", b, m, want)
+			}
+			for k, v := range want {
+				if string(m[k]) != string(v) {
+					t.Fatalf("fields %q: %s is %q fast, %q by encoding/json", b, k, m[k], v)
+				}
+			}
+		}
+	})
+}
