@@ -436,8 +436,8 @@ type Share struct {
 type SharesReport struct {
 	Dataset  string    `json:"dataset"`
 	AsOf     uint64    `json:"as_of"`
-	From     time.Time `json:"from,omitempty"`
-	To       time.Time `json:"to,omitempty"`
+	From     time.Time `json:"from,omitzero"`
+	To       time.Time `json:"to,omitzero"`
 	Records  int       `json:"records"`
 	Subjects int       `json:"subjects"`
 	Shares   []Share   `json:"shares"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,6 +125,26 @@ type signedBody struct {
 	Sig    []byte          `json:"sig"`
 }
 
+// encode writes the entry with the body's bytes exactly as signed
+// (encoding/json would compact and re-escape them, and the signature would
+// no longer verify).
+func (s *signedBody) encode() []byte {
+	b := make([]byte, 0, len(s.Body)+len(s.Signer)+128)
+	b = append(b, `{"body":`...)
+	b = append(b, s.Body...)
+	b = append(b, `,"signer":`...)
+	b = append(b, quoteJSON(s.Signer)...)
+	b = append(b, `,"sig":"`...)
+	b = base64.StdEncoding.AppendEncode(b, s.Sig)
+	return append(b, `"}`...)
+}
+
+// maxClockSkew bounds how far the time a member writes in a proposal,
+// vote or audit entry may be from the receiving leader's clock, so that
+// nobody back-dates a vote past a proposal's end or stretches a proposal's
+// life.
+const maxClockSkew = 2 * time.Minute
+
 func signingContext(kind string, body []byte) []byte {
 	return append([]byte("coapp/v1/"+kind+"|"), body...)
 }
@@ -223,6 +244,9 @@ func (v *view) applyProposal(e ledger.Entry) error {
 	if err != nil {
 		return err
 	}
+	if !p.At.Equal(e.Time) {
+		return invalid("at", "the proposal's time is the entry's")
+	}
 	if err := v.checkProposal(signer, &p); err != nil {
 		return err
 	}
@@ -283,6 +307,9 @@ func (v *view) applyVote(e ledger.Entry) error {
 	signer, err := v.decodeSigned(e, &vt)
 	if err != nil {
 		return err
+	}
+	if !vt.At.Equal(e.Time) {
+		return invalid("at", "the vote's time is the entry's")
 	}
 	ps, err := v.checkVote(signer, &vt)
 	if err != nil {
@@ -492,13 +519,16 @@ func (n *Node) appendSigned(ctx context.Context, member string, sub signedSubmis
 	if !ed25519.Verify(pub, signingContext(sub.Kind, sub.Signed.Body), sub.Signed.Sig) {
 		return 0, fmt.Errorf("%w: %s", ErrBadSignature, member)
 	}
-	if err := n.view.precheck(member, sub.Kind, sub.Signed.Body); err != nil {
+	if !json.Valid(sub.Signed.Body) || len(sub.Signed.Body) > 64<<10 {
+		return 0, invalid("signed.body", "a JSON object of at most 64 KiB")
+	}
+	if d := time.Since(sub.At); d > maxClockSkew || d < -maxClockSkew {
+		return 0, invalid("at", "more than %v from this node's clock", maxClockSkew)
+	}
+	if err := n.view.precheck(member, sub.Kind, sub.Signed.Body, sub.At); err != nil {
 		return 0, err
 	}
-	payload, err := json.Marshal(sub.Signed)
-	if err != nil {
-		return 0, err
-	}
+	payload := sub.Signed.encode()
 	entries = append(entries, ledger.Entry{ID: uuid.NewSHA1(consentNamespace, payload), Kind: sub.Kind, Author: member, Time: sub.At, Payload: payload})
 	rs, err := n.ledger.Append(ctx, entries...)
 	if err != nil {
@@ -518,7 +548,7 @@ func (n *Node) appendSigned(ctx context.Context, member string, sub signedSubmis
 }
 
 // precheck checks a governance body as the view will apply it.
-func (v *view) precheck(member, kind string, body []byte) error {
+func (v *view) precheck(member, kind string, body []byte, at time.Time) error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	switch kind {
@@ -527,11 +557,17 @@ func (v *view) precheck(member, kind string, body []byte) error {
 		if err := strictJSON(body, &p); err != nil {
 			return err
 		}
+		if !p.At.Equal(at) {
+			return invalid("at", "the proposal's time is the entry's")
+		}
 		return v.checkProposal(member, &p)
 	case KindVote:
 		var vt Vote
 		if err := strictJSON(body, &vt); err != nil {
 			return err
+		}
+		if !vt.At.Equal(at) {
+			return invalid("at", "the vote's time is the entry's")
 		}
 		_, err := v.checkVote(member, &vt)
 		return err

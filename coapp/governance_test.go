@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -345,7 +347,10 @@ func readToken(t *testing.T, dir string) string {
 // postJSON posts v and returns the API error, if any.
 func postJSON(t *testing.T, url, token string, v any) error {
 	t.Helper()
-	body, _ := json.Marshal(v)
+	body, ok := v.(json.RawMessage)
+	if !ok {
+		body, _ = json.Marshal(v)
+	}
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
@@ -357,4 +362,47 @@ func postJSON(t *testing.T, url, token string, v any) error {
 		return &client.Error{Status: resp.StatusCode}
 	}
 	return nil
+}
+
+// TestSignedOnOwnDevice submits a vote that a member signed itself, with
+// the body formatted its own way: the ledger keeps the bytes as signed, so
+// every replica verifies them. A vote dated an hour ago is refused.
+func TestSignedOnOwnDevice(t *testing.T) {
+	cfg := nodeConfig(t.TempDir())
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Devices", "coop-a", "n0"
+	cfg.FoundingMembers = []string{"coop-b"}
+	n := mustStart(t, cfg)
+	ctx := testCtx(t)
+	a := client.New(n.URL(), readToken(t, cfg.Dir))
+	tb, _ := a.CreateToken(ctx, "coop-b", false)
+	p, err := a.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Vote(ctx, p.ID, "yes"); err != nil {
+		t.Fatal(err)
+	}
+	key, err := n.signers.key("coop-b") // as if on coop-b's own device
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	vote := func(at time.Time) error {
+		body := []byte(fmt.Sprintf("{ \"proposal\" : %q,\n  \"choice\": \"yes\", \"at\": %q }", p.ID, at.Format(time.RFC3339Nano)))
+		// The request embeds the body as written (json.Marshal would
+		// compact it).
+		sig := ed25519.Sign(key, signingContext(KindVote, body))
+		raw := fmt.Sprintf(`{"kind":%q,"at":%q,"public_key":%q,"signed":{"body":%s,"signer":"coop-b","sig":%q}}`,
+			KindVote, at.Format(time.RFC3339Nano), base64.StdEncoding.EncodeToString(pub), body, base64.StdEncoding.EncodeToString(sig))
+		return postJSON(t, n.URL()+"/v1/signed", tb.Token, json.RawMessage(raw))
+	}
+	if err := vote(time.Now().Add(-time.Hour)); apiStatus(err) != http.StatusBadRequest {
+		t.Fatalf("a vote dated an hour ago: %v", err)
+	}
+	if err := vote(time.Now().UTC()); err != nil {
+		t.Fatalf("a vote signed on the member's device: %v", err)
+	}
+	if ps, ok := n.view.proposal(p.ID); !ok || ps.Outcome != "passed" {
+		t.Fatalf("proposal after both votes: %+v", ps)
+	}
 }
