@@ -1,6 +1,7 @@
 package coapp
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -142,6 +144,17 @@ func (n *Node) plan(v *ledger.View, d DatasetInfo, purpose string, asOf uint64) 
 // domain, with its quasi-identifier group.
 func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exportRow, ledgerSubject pseudonym.Pseudonym, group string) error) error {
 	dsDomain := pseudonym.DatasetDomain(p.d.Name)
+	// Per-scan caches, bounded so that memory stays flat however large
+	// the dataset: a subject's data key (or erasure) and dataset
+	// pseudonym, and the dataset pseudonyms of pseudonymised field values.
+	type subjectState struct {
+		dk     pseudonym.Secret
+		erased bool
+		ds     string
+	}
+	const cacheMax = 1 << 16
+	subjects := map[pseudonym.Pseudonym]*subjectState{}
+	values := map[string]string{}
 	for e, err := range v.Entries(0, p.asOf+1) {
 		if err != nil {
 			return err
@@ -149,12 +162,8 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 		if e.Kind != KindRecord {
 			continue
 		}
-		var head struct {
-			Type    string              `json:"type"`
-			Version int                 `json:"version"`
-			Subject pseudonym.Pseudonym `json:"subject"`
-		}
-		if err := json.Unmarshal(e.Payload, &head); err != nil {
+		head, err := decodeRecordPayload(e.Payload)
+		if err != nil {
 			return fmt.Errorf("coapp: record %s: %w", e.ID, err)
 		}
 		pt, ok := p.types[head.Type]
@@ -169,20 +178,39 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 			st.noConsent++
 			continue
 		}
-		_, fields, err := n.openRecord(v, e)
-		if errors.Is(err, ErrErased) {
+		ss := subjects[head.Subject]
+		if ss == nil {
+			ss = &subjectState{}
+			dk, err := n.subjectDataKey(v, head.Subject)
+			switch {
+			case errors.Is(err, ErrErased):
+				ss.erased = true
+			case err != nil:
+				return err
+			default:
+				ds, err := n.keys.Pseudonym(dsDomain, string(head.Subject))
+				if err != nil {
+					return err
+				}
+				ss.dk, ss.ds = dk, string(ds)
+			}
+			if len(subjects) >= cacheMax {
+				clear(subjects)
+			}
+			subjects[head.Subject] = ss
+		}
+		if ss.erased {
 			st.erased++
 			continue
 		}
-		if err != nil {
-			return err
+		var fields map[string]json.RawMessage
+		if len(head.Box) > 0 {
+			if fields, err = openFields(ss.dk, e, &head); err != nil {
+				return err
+			}
 		}
 		schema := pt.schema[head.Version]
-		sub, err := n.keys.Pseudonym(dsDomain, string(head.Subject))
-		if err != nil {
-			return err
-		}
-		row := &exportRow{Subject: string(sub), Member: e.Author, Type: head.Type, Date: e.Time.UTC().Format("2006-01-02"), Fields: map[string]json.RawMessage{}}
+		row := &exportRow{Subject: ss.ds, Member: e.Author, Type: head.Type, Date: e.Time.UTC().Format("2006-01-02"), Fields: make(map[string]json.RawMessage, len(pt.dt.Fields))}
 		for _, f := range pt.dt.Fields {
 			raw, ok := fields[f]
 			if !ok {
@@ -193,11 +221,19 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 				// A ledger-level pseudonym never leaves: map it into the
 				// dataset's domain.
 				s, _ := jsonString(raw)
-				dp, err := n.keys.Pseudonym(dsDomain, s)
-				if err != nil {
-					return err
+				dp, ok := values[s]
+				if !ok {
+					ps, err := n.keys.Pseudonym(dsDomain, s)
+					if err != nil {
+						return err
+					}
+					dp = string(ps)
+					if len(values) >= cacheMax {
+						clear(values)
+					}
+					values[s] = dp
 				}
-				raw = quoteJSON(string(dp))
+				raw = quoteJSON(dp)
 			}
 			out, keep, err := applyTransform(pt.dt.Transforms[f], raw)
 			if err != nil {
@@ -322,7 +358,8 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format string, w io.Writer) (E
 		return ExportAudit{}, err
 	}
 	h := sha256.New()
-	ew := newExportWriter(format, p.columns, io.MultiWriter(w, h))
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
+	ew := newExportWriter(format, p.columns, bw)
 	var a ExportAudit
 	var st2 scanStats
 	err := n.scan(v, p, &st2, func(r *exportRow, _ pseudonym.Pseudonym, g string) error {
@@ -335,6 +372,9 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format string, w io.Writer) (E
 	})
 	if err == nil {
 		err = ew.flush()
+	}
+	if err == nil {
+		err = bw.Flush()
 	}
 	if err != nil {
 		return ExportAudit{}, err
@@ -381,14 +421,22 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	if asOf >= applied || asOf < d.Created {
 		return ExportAudit{}, invalid("as_of", "an index from %d (the dataset's creation) to %d (the latest applied)", d.Created, applied-1)
 	}
+	// The export goes to a temporary file beside the ledger (dataset
+	// pseudonyms only), its audit entry into the ledger, and only then the
+	// file to w.
+	tmp, err := os.CreateTemp(n.cfg.Dir, "export-*.tmp")
+	if err != nil {
+		return ExportAudit{}, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
 	var audit ExportAudit
-	var p *exportPlan
-	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		var err error
-		if p, err = n.plan(v, d, req.Purpose, asOf); err != nil {
+	err = n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+		p, err := n.plan(v, d, req.Purpose, asOf)
+		if err != nil {
 			return err
 		}
-		audit, err = n.run(v, p, format, io.Discard)
+		audit, err = n.run(v, p, format, tmp)
 		return err
 	})
 	if err != nil {
@@ -404,18 +452,11 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	if before != nil {
 		before(audit)
 	}
-	var again ExportAudit
-	err = n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		var err error
-		again, err = n.run(v, p, format, w)
-		return err
-	})
-	if err != nil {
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return audit, err
 	}
-	if again.SHA256 != audit.SHA256 {
-		// An erasure between the audit and the release changed the rows.
-		n.logger.Warn("export changed between its audit and its release", "dataset", d.Name, "audit_index", index)
+	if _, err := io.Copy(w, bufio.NewReaderSize(tmp, 256<<10)); err != nil {
+		return audit, err
 	}
 	n.logger.Info("dataset exported", "member", member, "dataset", d.Name, "as_of", asOf, "rows", audit.Rows, "suppressed", audit.Suppressed, "audit_index", index)
 	return audit, nil

@@ -202,34 +202,46 @@ func recordAD(e ledger.Entry, p *recordPayload) []byte {
 // openRecord decrypts a stored record's fields on this node, reading the
 // subject's key from v. An erased subject's record gives ErrErased.
 func (n *Node) openRecord(v *ledger.View, e ledger.Entry) (recordPayload, map[string]json.RawMessage, error) {
-	var p recordPayload
-	if err := json.Unmarshal(e.Payload, &p); err != nil {
+	p, err := decodeRecordPayload(e.Payload)
+	if err != nil {
 		return p, nil, fmt.Errorf("coapp: record %s: %w", e.ID, err)
 	}
 	if len(p.Box) == 0 {
 		return p, nil, nil
 	}
-	name := subjectKeyName(p.Subject)
+	dk, err := n.subjectDataKey(v, p.Subject)
+	if err != nil {
+		return p, nil, err
+	}
+	fields, err := openFields(dk, e, &p)
+	return p, fields, err
+}
+
+// subjectDataKey reads a subject's data key from the key store:
+// ErrErased when it was destroyed.
+func (n *Node) subjectDataKey(v *ledger.View, s pseudonym.Pseudonym) (pseudonym.Secret, error) {
+	name := subjectKeyName(s)
 	w, err := v.Key(name)
 	if errors.Is(err, ledger.ErrKeyDestroyed) {
-		return p, nil, ErrErased
+		return pseudonym.Secret{}, ErrErased
 	}
 	if err != nil {
-		return p, nil, err
+		return pseudonym.Secret{}, err
 	}
-	dk, err := n.cache.unwrap(n.keys, name, w)
+	return n.cache.unwrap(n.keys, name, w)
+}
+
+// openFields decrypts a record's sealed fields.
+func openFields(dk pseudonym.Secret, e ledger.Entry, p *recordPayload) (map[string]json.RawMessage, error) {
+	plain, err := pseudonym.Open(dk, p.Box, recordAD(e, p))
 	if err != nil {
-		return p, nil, err
+		return nil, fmt.Errorf("coapp: record %s: %w", e.ID, err)
 	}
-	plain, err := pseudonym.Open(dk, p.Box, recordAD(e, &p))
+	fields, err := decodeFields(plain)
 	if err != nil {
-		return p, nil, fmt.Errorf("coapp: record %s: %w", e.ID, err)
+		return nil, fmt.Errorf("coapp: record %s fields: %w", e.ID, err)
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(plain, &fields); err != nil {
-		return p, nil, fmt.Errorf("coapp: record %s fields: %w", e.ID, err)
-	}
-	return p, fields, nil
+	return fields, nil
 }
 
 // subjectRequest is the body of the subject endpoints: the person's raw
