@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -126,9 +127,10 @@ func laplace(scale float64) float64 {
 }
 
 type aggAcc struct {
-	key   map[string]json.RawMessage
-	count float64
-	sum   float64
+	key      map[string]json.RawMessage
+	count    float64
+	sum      float64
+	subjects []pseudonym.Pseudonym // distinct, up to k
 }
 
 // Aggregate answers an AggregateRequest on dataset for member, and records
@@ -212,6 +214,9 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 			}
 			a.count++
 			a.sum += x
+			if len(a.subjects) < d.K && !slices.Contains(a.subjects, s) {
+				a.subjects = append(a.subjects, s)
+			}
 			return nil
 		})
 	})
@@ -240,13 +245,9 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 				sum += laplace(l * bound / (eps / 2))
 			}
 		}
-		// Groups under k are not released; with DP, judged on the noisy
-		// count when the query is a count or a mean.
-		judged := a.count
-		if req.DP != nil && req.Op != "sum" {
-			judged = count
-		}
-		if judged < float64(d.K) {
+		// Groups of fewer than k people are not released; with DP, a
+		// count or a mean is also judged on its noisy count.
+		if len(a.subjects) < d.K || (req.DP != nil && req.Op != "sum" && count < float64(d.K)) {
 			res.Suppressed++
 			continue
 		}

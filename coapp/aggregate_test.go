@@ -29,7 +29,7 @@ func TestAggregates(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 401*: 5 people spending 10..14; 902*: 3 people spending 20, 21, 22;
-	// 555*: one person, under k.
+	// 555*: one person (four records), under k.
 	var recs []client.Record
 	for i, pc := range []string{"40100", "40111", "40122", "40133", "40144", "90200", "90211", "90222", "55500"} {
 		subject := fmt.Sprintf("household-%d", i)
@@ -41,6 +41,11 @@ func TestAggregates(t *testing.T) {
 			amount = 15 + i
 		}
 		recs = append(recs, basket(subject, pc, amount))
+	}
+	// The lone household at 555* buys three more times: four records, one
+	// person, still under k=3.
+	for i := 0; i < 3; i++ {
+		recs = append(recs, basket("household-8", "55500", 5))
 	}
 	if _, err := a.Publish(ctx, recs); err != nil {
 		t.Fatal(err)

@@ -285,6 +285,26 @@ func applyTransform(t Transform, raw json.RawMessage) (json.RawMessage, bool, er
 	}
 }
 
+// kGroups counts the distinct subjects of each quasi-identifier group, up
+// to k: a group is released when k different people are in it, however
+// many records each has. Memory is bounded by groups × k.
+type kGroups map[string][]pseudonym.Pseudonym
+
+func (g kGroups) add(group string, s pseudonym.Pseudonym, k int) {
+	seen := g[group]
+	if len(seen) >= k {
+		return
+	}
+	for _, x := range seen {
+		if x == s {
+			return
+		}
+	}
+	g[group] = append(seen, s)
+}
+
+func (g kGroups) reached(group string, k int) bool { return len(g[group]) >= k }
+
 // exportWriter writes rows in a format, deterministically.
 type exportWriter struct {
 	format  string
@@ -350,9 +370,9 @@ func (ew *exportWriter) flush() error {
 // groups, one to write the rows of groups of at least k.
 func (n *Node) run(v *ledger.View, p *exportPlan, format string, w io.Writer) (ExportAudit, error) {
 	var st scanStats
-	groups := map[string]int{}
-	if err := n.scan(v, p, &st, func(_ *exportRow, _ pseudonym.Pseudonym, g string) error {
-		groups[g]++
+	groups := kGroups{}
+	if err := n.scan(v, p, &st, func(_ *exportRow, s pseudonym.Pseudonym, g string) error {
+		groups.add(g, s, p.d.K)
 		return nil
 	}); err != nil {
 		return ExportAudit{}, err
@@ -363,7 +383,7 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format string, w io.Writer) (E
 	var a ExportAudit
 	var st2 scanStats
 	err := n.scan(v, p, &st2, func(r *exportRow, _ pseudonym.Pseudonym, g string) error {
-		if groups[g] < p.d.K {
+		if !groups.reached(g, p.d.K) {
 			a.Suppressed++
 			return nil
 		}
@@ -574,18 +594,18 @@ func (n *Node) ExportsOf(ctx context.Context, member, subject string) ([]ExportA
 			if err != nil {
 				return err
 			}
-			groups := map[string]int{}
+			groups := kGroups{}
 			var mine []string
 			var st scanStats
 			err = n.scan(v, plan, &st, func(_ *exportRow, s pseudonym.Pseudonym, g string) error {
-				groups[g]++
+				groups.add(g, s, d.K)
 				if string(s) == p {
 					mine = append(mine, g)
 				}
 				return nil
 			})
 			for _, g := range mine {
-				included = included || groups[g] >= d.K
+				included = included || groups.reached(g, d.K)
 			}
 			return err
 		})
