@@ -2,8 +2,10 @@ package coapp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -305,8 +307,25 @@ func (g kGroups) add(group string, s pseudonym.Pseudonym, k int) {
 
 func (g kGroups) reached(group string, k int) bool { return len(g[group]) >= k }
 
+// appendJSON writes a row as encoding/json would (fields sorted by name),
+// and a newline, without reflection: the same row, the same bytes.
+func (r *exportRow) appendJSON(b []byte) []byte {
+	b = append(b, `{"subject":`...)
+	b = append(b, quoteJSON(r.Subject)...)
+	b = append(b, `,"member":`...)
+	b = append(b, quoteJSON(r.Member)...)
+	b = append(b, `,"type":`...)
+	b = append(b, quoteJSON(r.Type)...)
+	b = append(b, `,"date":`...)
+	b = append(b, quoteJSON(r.Date)...)
+	b = append(b, `,"fields":`...)
+	b = append(b, encodeFields(r.Fields)...)
+	return append(b, "}\n"...)
+}
+
 // exportWriter writes rows in a format, deterministically.
 type exportWriter struct {
+	buf     []byte
 	format  string
 	columns []string
 	w       io.Writer
@@ -324,11 +343,7 @@ func newExportWriter(format string, columns []string, w io.Writer) *exportWriter
 
 func (ew *exportWriter) write(r *exportRow) error {
 	if ew.format != "csv" {
-		b, err := json.Marshal(r) // map keys sorted: the same row, the same bytes
-		if err != nil {
-			return err
-		}
-		_, err = ew.w.Write(append(b, '\n'))
+		_, err := ew.w.Write(r.appendJSON(ew.buf[:0]))
 		return err
 	}
 	if !ew.header {
@@ -366,37 +381,98 @@ func (ew *exportWriter) flush() error {
 	return ew.csv.Error()
 }
 
-// run exports as planned into w: one scan to count the quasi-identifier
-// groups, one to write the rows of groups of at least k.
-func (n *Node) run(v *ledger.View, p *exportPlan, format string, w io.Writer) (ExportAudit, error) {
+// run exports as planned into w, reading the ledger once: every row that
+// may be released goes, encoded, to a scratch file in dir with its
+// quasi-identifier group, while the groups' people are counted; then the
+// rows of groups of at least k people are copied from it to w.
+func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Writer) (ExportAudit, error) {
+	scratch, err := os.CreateTemp(dir, "export-scratch-*.tmp")
+	if err != nil {
+		return ExportAudit{}, err
+	}
+	defer os.Remove(scratch.Name())
+	defer scratch.Close()
+	sw := bufio.NewWriterSize(scratch, 256<<10)
 	var st scanStats
 	groups := kGroups{}
-	if err := n.scan(v, p, &st, func(_ *exportRow, s pseudonym.Pseudonym, g string) error {
+	ids := map[string]uint64{}
+	var names []string
+	var line bytes.Buffer
+	lw := newExportWriter(format, p.columns, &line)
+	lw.header = true // the header is written once, below
+	var hdr [2 * binary.MaxVarintLen64]byte
+	err = n.scan(v, p, &st, func(r *exportRow, s pseudonym.Pseudonym, g string) error {
 		groups.add(g, s, p.d.K)
-		return nil
-	}); err != nil {
+		id, ok := ids[g]
+		if !ok {
+			id = uint64(len(names))
+			ids[g] = id
+			names = append(names, g)
+		}
+		line.Reset()
+		if err := lw.write(r); err != nil {
+			return err
+		}
+		if lw.csv != nil {
+			lw.csv.Flush()
+		}
+		k := binary.PutUvarint(hdr[:], id)
+		k += binary.PutUvarint(hdr[k:], uint64(line.Len()))
+		if _, err := sw.Write(hdr[:k]); err != nil {
+			return err
+		}
+		_, err := sw.Write(line.Bytes())
+		return err
+	})
+	if err == nil {
+		err = sw.Flush()
+	}
+	if err != nil {
+		return ExportAudit{}, err
+	}
+	if _, err := scratch.Seek(0, io.SeekStart); err != nil {
 		return ExportAudit{}, err
 	}
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
-	ew := newExportWriter(format, p.columns, bw)
+	if format == "csv" {
+		hw := newExportWriter(format, p.columns, bw)
+		if err := hw.flush(); err != nil { // the header
+			return ExportAudit{}, err
+		}
+	}
 	var a ExportAudit
-	var st2 scanStats
-	err := n.scan(v, p, &st2, func(r *exportRow, _ pseudonym.Pseudonym, g string) error {
-		if !groups.reached(g, p.d.K) {
+	rd := bufio.NewReaderSize(scratch, 256<<10)
+	buf := make([]byte, 0, 4096)
+	for {
+		id, err := binary.ReadUvarint(rd)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return ExportAudit{}, err
+		}
+		size, err := binary.ReadUvarint(rd)
+		if err != nil {
+			return ExportAudit{}, err
+		}
+		if uint64(cap(buf)) < size {
+			buf = make([]byte, size)
+		}
+		buf = buf[:size]
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return ExportAudit{}, err
+		}
+		if !groups.reached(names[id], p.d.K) {
 			a.Suppressed++
-			return nil
+			continue
 		}
 		a.Rows++
-		return ew.write(r)
-	})
-	if err == nil {
-		err = ew.flush()
+		if _, err := bw.Write(buf); err != nil {
+			return ExportAudit{}, err
+		}
 	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
+	if err := bw.Flush(); err != nil {
 		return ExportAudit{}, err
 	}
 	a.NoConsent, a.Erased = st.noConsent, st.erased
@@ -456,7 +532,7 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 		if err != nil {
 			return err
 		}
-		audit, err = n.run(v, p, format, tmp)
+		audit, err = n.run(v, p, format, n.cfg.Dir, tmp)
 		return err
 	})
 	if err != nil {
