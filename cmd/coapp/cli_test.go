@@ -206,6 +206,10 @@ func TestCommandLine(t *testing.T) {
 		{"bench", "--nodes", "2"},
 		{"keys"},
 		{"schemas", "put"},
+		{"node", "--majority", "most"},
+		{"vote", "not-a-uuid", "yes"},
+		{"export", "harvests"},
+		{"consent", "withdraw", "not-a-uuid"},
 	} {
 		_, err := runCLI(t, args...)
 		if err == nil || exitCode(err) != 2 {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"coapp.coop/coapp"
@@ -23,6 +24,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	bootstrap := f.bool("bootstrap", false, "start a new federation (with --federation)")
 	federation := f.string("federation", "", "the new federation's name, with --bootstrap")
 	member := f.string("member", "founder", "the founding member's id, with --bootstrap")
+	founding := f.string("founding-members", "", "comma-separated members besides the founder, with --bootstrap")
+	majority := f.string("majority", "0.5", "a proposal passes with yes votes from more than this fraction of all members, with --bootstrap")
+	quorum := f.string("quorum", "0.5", "the fraction of all members who must vote, with --bootstrap")
+	lifetime := f.string("proposal-lifetime", "P14D", "how long a proposal is open (ISO 8601 duration), with --bootstrap")
 	join := f.string("join", "", "URL of any node's HTTP API, to join its federation")
 	token := f.string("token", "", "admin token used to join")
 	voter := f.bool("voter", true, "join as a voter; --voter=false joins as a non-voting read replica")
@@ -69,6 +74,21 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		c.TrailingLogs = uint64(*trailing)
 	}
 
+	var rules coapp.Rules
+	if _, err := fmt.Sscan(*majority, &rules.Majority); err != nil {
+		return usageError{"--majority must be a number, such as 0.5"}
+	}
+	if _, err := fmt.Sscan(*quorum, &rules.Quorum); err != nil {
+		return usageError{"--quorum must be a number, such as 0.5"}
+	}
+	rules.Lifetime = *lifetime
+	var foundingMembers []string
+	for _, m := range strings.Split(*founding, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			foundingMembers = append(foundingMembers, m)
+		}
+	}
+
 	passphrase, err := readPassphrase(*keysPass)
 	if err != nil {
 		return err
@@ -76,24 +96,26 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := coapp.Open(startCtx, coapp.Config{
-		Dir:           *dir,
-		NodeID:        *id,
-		HTTPAddr:      *httpAddr,
-		HTTPAdvertise: *httpAdv,
-		RaftAddr:      *raftAddr,
-		RaftAdvertise: *raftAdv,
-		Bootstrap:     *bootstrap,
-		Federation:    *federation,
-		Member:        *member,
-		Join:          *join,
-		JoinToken:     *token,
-		NonVoter:      !*voter,
-		KeyFile:       *keys,
-		KeyPassphrase: passphrase,
-		TLS:           coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
-		MaxBodyBytes:  int64(*maxBody),
-		Logger:        logger,
-		Ledger:        tune,
+		Dir:             *dir,
+		NodeID:          *id,
+		HTTPAddr:        *httpAddr,
+		HTTPAdvertise:   *httpAdv,
+		RaftAddr:        *raftAddr,
+		RaftAdvertise:   *raftAdv,
+		Bootstrap:       *bootstrap,
+		Federation:      *federation,
+		Member:          *member,
+		FoundingMembers: foundingMembers,
+		Rules:           rules,
+		Join:            *join,
+		JoinToken:       *token,
+		NonVoter:        !*voter,
+		KeyFile:         *keys,
+		KeyPassphrase:   passphrase,
+		TLS:             coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
+		MaxBodyBytes:    int64(*maxBody),
+		Logger:          logger,
+		Ledger:          tune,
 	})
 	if err != nil {
 		return err
