@@ -150,9 +150,11 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 	// the dataset: a subject's data key (or erasure) and dataset
 	// pseudonym, and the dataset pseudonyms of pseudonymised field values.
 	type subjectState struct {
-		dk     pseudonym.Secret
-		erased bool
-		ds     string
+		author  string
+		allowed bool
+		dk      pseudonym.Secret
+		erased  bool
+		ds      string
 	}
 	const cacheMax = 1 << 16
 	subjects := map[pseudonym.Pseudonym]*subjectState{}
@@ -176,13 +178,13 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 			st.retained++
 			continue
 		}
-		if d := n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.at, p.asOf); !d.Allowed {
-			st.noConsent++
-			continue
-		}
 		ss := subjects[head.Subject]
-		if ss == nil {
-			ss = &subjectState{}
+		if ss == nil || ss.author != e.Author {
+			// A subject's consent, as of the plan's index and time, is
+			// the same for every record of theirs from one member.
+			ss = &subjectState{author: e.Author}
+			d := n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.at, p.asOf)
+			ss.allowed = d.Allowed
 			dk, err := n.subjectDataKey(v, head.Subject)
 			switch {
 			case errors.Is(err, ErrErased):
@@ -200,6 +202,10 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 				clear(subjects)
 			}
 			subjects[head.Subject] = ss
+		}
+		if !ss.allowed {
+			st.noConsent++
+			continue
 		}
 		if ss.erased {
 			st.erased++
