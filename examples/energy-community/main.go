@@ -75,7 +75,7 @@ func run(ctx context.Context, w io.Writer, dir string, households int) error {
 	var readings []coapp.Record
 	for h := 0; h < households; h++ {
 		meter := fmt.Sprintf("IT001E%08d", 4711+h) // the meter's point-of-delivery code: an identifier
-		if h%8 != 7 {                                 // one household in eight declines
+		if h%8 != 7 {                              // one household in eight declines
 			if _, err := n.GiveConsent(ctx, "sun-coop", terms(consent.TierSubject, meter)); err != nil {
 				return err
 			}
