@@ -173,7 +173,7 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 	}
 	groups := map[string]*aggAcc{}
 	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		p, err := n.plan(v, d, req.Purpose, asOf)
+		p, err := n.plan(v, d, req.Purpose, asOf, applied-1)
 		if err != nil {
 			return err
 		}
@@ -264,7 +264,7 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 	sum := sha256.Sum256(body)
 	audit := ExportAudit{
 		ID: uuid.Must(uuid.NewV7()), Member: member, Dataset: d.Name, Purpose: req.Purpose, Format: "aggregate:" + req.Op,
-		AsOf: asOf, Rows: len(res.Groups), Suppressed: res.Suppressed, SHA256: hex.EncodeToString(sum[:]), At: time.Now().UTC(), Epsilon: eps,
+		AsOf: asOf, ConsentAt: consentAt(asOf, applied), Rows: len(res.Groups), Suppressed: res.Suppressed, SHA256: hex.EncodeToString(sum[:]), At: time.Now().UTC(), Epsilon: eps,
 	}
 	index, err := n.submitSigned(ctx, r, member, KindExport, audit, audit.At)
 	if err != nil {
@@ -275,6 +275,15 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 		res.BudgetLeft = n.view.budgetLeft(d.Name, req.Purpose)
 	}
 	return res, nil
+}
+
+// consentAt is the later index at which consent is checked too, when a
+// query runs as of an earlier one.
+func consentAt(asOf, applied uint64) uint64 {
+	if applied-1 > asOf {
+		return applied - 1
+	}
+	return 0
 }
 
 // budgetLeft is what remains of a dataset's privacy budget for a purpose.

@@ -46,12 +46,17 @@ type ExportRequest struct {
 // dataset, purpose, format and index give the same bytes, so anyone can
 // check the hash by exporting again.
 type ExportAudit struct {
-	ID         uuid.UUID `json:"id"`
-	Member     string    `json:"member"`
-	Dataset    string    `json:"dataset"`
-	Purpose    string    `json:"purpose"`
-	Format     string    `json:"format"`
-	AsOf       uint64    `json:"as_of"`
+	ID      uuid.UUID `json:"id"`
+	Member  string    `json:"member"`
+	Dataset string    `json:"dataset"`
+	Purpose string    `json:"purpose"`
+	Format  string    `json:"format"`
+	AsOf    uint64    `json:"as_of"`
+	// ConsentAt, when set, is the later index at which the subjects'
+	// consent was checked too (the latest when an export as of an earlier
+	// index ran): the same dataset, purpose, format, as_of and consent_at
+	// give the same bytes.
+	ConsentAt  uint64    `json:"consent_at,omitempty"`
 	Rows       int       `json:"rows"`
 	Suppressed int       `json:"suppressed"`
 	NoConsent  int       `json:"no_consent"`
@@ -85,9 +90,14 @@ type exportPlan struct {
 	purpose string
 	asOf    uint64
 	at      time.Time // the time of the entry at asOf: consent is decided then
-	types   map[string]*planType
-	columns []string // every field of every type, sorted, for CSV
-	oldest  time.Time
+	// consentAt, when after asOf, is the latest index when the export
+	// ran: a subject must hold consent then too, so that an export as of
+	// an earlier index never brings back someone who withdrew since.
+	consentAt   uint64
+	consentTime time.Time
+	types       map[string]*planType
+	columns     []string // every field of every type, sorted, for CSV
+	oldest      time.Time
 }
 
 type planType struct {
@@ -97,12 +107,19 @@ type planType struct {
 }
 
 // plan resolves a dataset for an export as of an index.
-func (n *Node) plan(v *ledger.View, d DatasetInfo, purpose string, asOf uint64) (*exportPlan, error) {
+func (n *Node) plan(v *ledger.View, d DatasetInfo, purpose string, asOf, consentAt uint64) (*exportPlan, error) {
 	e, err := v.Entry(asOf)
 	if err != nil {
 		return nil, err
 	}
 	p := &exportPlan{d: d, purpose: purpose, asOf: asOf, at: e.Time, types: map[string]*planType{}}
+	if consentAt > asOf {
+		c, err := v.Entry(consentAt)
+		if err != nil {
+			return nil, err
+		}
+		p.consentAt, p.consentTime = consentAt, c.Time
+	}
 	if d.Retention != "" {
 		end, err := consent.AddDuration(p.at, d.Retention)
 		if err != nil {
@@ -185,6 +202,9 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 			ss = &subjectState{author: e.Author}
 			d := n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.at, p.asOf)
 			ss.allowed = d.Allowed
+			if ss.allowed && p.consentAt > p.asOf {
+				ss.allowed = n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.consentTime, p.consentAt).Allowed
+			}
 			dk, err := n.subjectDataKey(v, head.Subject)
 			switch {
 			case errors.Is(err, ErrErased):
@@ -534,7 +554,7 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	defer tmp.Close()
 	var audit ExportAudit
 	err = n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		p, err := n.plan(v, d, req.Purpose, asOf)
+		p, err := n.plan(v, d, req.Purpose, asOf, applied-1)
 		if err != nil {
 			return err
 		}
@@ -545,6 +565,9 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 		return ExportAudit{}, err
 	}
 	audit.ID, audit.Member, audit.Dataset, audit.Purpose, audit.Format, audit.AsOf = uuid.Must(uuid.NewV7()), member, d.Name, req.Purpose, format, asOf
+	if applied-1 > asOf {
+		audit.ConsentAt = applied - 1
+	}
 	audit.At = time.Now().UTC()
 	index, err := n.submitSigned(ctx, r, member, KindExport, audit, audit.At)
 	if err != nil {
@@ -600,7 +623,7 @@ func (n *Node) Shares(ctx context.Context, dataset string, from, to time.Time) (
 	subjects := map[string]map[pseudonym.Pseudonym]bool{}
 	all := map[pseudonym.Pseudonym]bool{}
 	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		p, err := n.plan(v, d, d.Purpose, asOf)
+		p, err := n.plan(v, d, d.Purpose, asOf, asOf)
 		if err != nil {
 			return err
 		}
@@ -672,7 +695,7 @@ func (n *Node) ExportsOf(ctx context.Context, member, subject string) ([]ExportA
 		}
 		included := false
 		err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-			plan, err := n.plan(v, d, a.Purpose, a.AsOf)
+			plan, err := n.plan(v, d, a.Purpose, a.AsOf, a.ConsentAt)
 			if err != nil {
 				return err
 			}

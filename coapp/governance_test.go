@@ -234,7 +234,16 @@ func TestCooperativeStory(t *testing.T) {
 	if strings.Contains(after.String(), string(p0)) || !strings.Contains(out.String(), string(p0)) {
 		t.Fatal("the leaver's dataset pseudonym: want it in the first export only")
 	}
-	if ex, err := a.SubjectExports(ctx, "person-1@coop-a.example"); err != nil || len(ex) != 3 {
+	// An export as of the first export's index, after the withdrawal,
+	// does not bring the leaver back.
+	var old bytes.Buffer
+	if _, err := c.Export(ctx, "market-study", ExportRequest{Purpose: "dpv:CommercialResearch", AsOf: audits[0].AsOf}, &old); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(old.String(), string(p0)) || len(parseExport(t, old.Bytes())) != 10 {
+		t.Fatalf("an export as of an index before the withdrawal, made after it:\n%s", old.String())
+	}
+	if ex, err := a.SubjectExports(ctx, "person-1@coop-a.example"); err != nil || len(ex) != 4 {
 		t.Fatalf("exports holding a consenting person: %d, %v", len(ex), err)
 	}
 
