@@ -66,8 +66,8 @@ func (r *Reason) UnmarshalText(b []byte) error {
 type Decision struct {
 	Allowed bool      `json:"allowed"`
 	Reason  Reason    `json:"reason"`
-	Record  uuid.UUID `json:"record,omitempty"`
-	Event   uint64    `json:"event,omitempty"`
+	Record  uuid.UUID `json:"record,omitzero"`
+	Event   uint64    `json:"event,omitzero"`
 }
 
 // eventState is a record's state after one event.

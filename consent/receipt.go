@@ -1,7 +1,9 @@
 package consent
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"encoding/base64"
 	"time"
 
@@ -58,10 +60,13 @@ func NewReceipt(e ledger.Entry, size uint64, root merkle.Hash, proof []merkle.Ha
 }
 
 // Verify checks a receipt offline: its entry holds a consent event signed
-// by the entry's author under pub, and the inclusion proof places that
-// entry at Index in the ledger of Size and Root. vocab, when not nil, also
-// checks the event's purposes. It returns the event. Every failure wraps
-// ErrBadReceipt (or ErrBadSignature).
+// by the entry's author under pub, the inclusion proof places that entry
+// at Index in the ledger of Size and Root, and the readable copies (Event,
+// and Kantara for a given event) say what the signed event says; trust the
+// event Verify returns. A Kantara view of a later event describes the
+// record given earlier, which that event does not carry: Verify cannot
+// check it. vocab, when not nil, also checks the event's purposes. Every
+// failure wraps ErrBadReceipt (or ErrBadSignature).
 func (r *Receipt) Verify(pub ed25519.PublicKey, vocab *Vocabulary) (Event, error) {
 	if r.Version != ReceiptVersion {
 		return Event{}, fail(ErrBadReceipt, "version", "must be %q", ReceiptVersion)
@@ -82,6 +87,21 @@ func (r *Receipt) Verify(pub ed25519.PublicKey, vocab *Vocabulary) (Event, error
 	leaf := ledger.Entry{ID: r.Entry.ID, Kind: r.Entry.Kind, Author: r.Entry.Author, Time: r.Entry.Time, Payload: r.Entry.Payload}.LeafHash()
 	if err := merkle.VerifyInclusion(leaf, r.Index, r.Size, r.Proof, r.Root); err != nil {
 		return Event{}, &Error{Err: ErrBadReceipt, Field: "proof", Reason: err.Error()}
+	}
+	// The readable copies must say what the signed event says.
+	if r.Event != nil {
+		got, _ := json.Marshal(r.Event)
+		want, _ := json.Marshal(&e)
+		if !bytes.Equal(got, want) {
+			return Event{}, fail(ErrBadReceipt, "event", "differs from the signed event")
+		}
+	}
+	if r.Kantara != nil && e.Type == Given {
+		got, _ := json.Marshal(r.Kantara)
+		want, _ := json.Marshal(Kantara(e.Consent, &e, r.Entry.ID, pub))
+		if !bytes.Equal(got, want) {
+			return Event{}, fail(ErrBadReceipt, "kantara", "differs from the signed event")
+		}
 	}
 	return e, nil
 }
@@ -149,7 +169,7 @@ func Kantara(rec *Record, e *Event, id uuid.UUID, pub ed25519.PublicKey) Kantara
 	}
 	k := KantaraReceipt{
 		Version: "KI-CR-v1.1.0", Jurisdiction: rec.Jurisdiction, ConsentTimestamp: e.At.Unix(),
-		CollectionMethod: "coapp " + SchemaVersion + ", recorded by " + e.By, ConsentReceiptID: id.String(),
+		CollectionMethod: "coapp " + SchemaVersion + ", indicated by " + e.By, ConsentReceiptID: id.String(),
 		Language: rec.Language, PiiPrincipalID: rec.Subject,
 		PiiControllers: []KantaraControl{{PiiController: rec.Controller, Contact: rec.WithdrawalMethod}},
 		PolicyURL:      rec.Notice.URI,

@@ -121,3 +121,47 @@ func TestReceiptRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptReadableCopies shows that a receipt whose readable event or
+// Kantara view was altered does not verify, though its signed entry is
+// intact.
+func TestReceiptReadableCopies(t *testing.T) {
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, ledger.Config{Dir: t.TempDir(), BindAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	pub, key, _ := ed25519.GenerateKey(nil)
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	rec := &consent.Record{
+		ID: uuid.New(), SchemaVersion: consent.SchemaVersion, Tier: consent.TierSubject, Subject: "ps1.1.bo", Controller: "coop-a",
+		Purposes: []string{"dpv:AcademicResearch"}, LegalBasis: "dpv:Consent", DataCategories: []string{"pd:Purchase"},
+		Notice:       consent.Notice{URI: "https://coop-a.example/notice", SHA256: consent.Hash([]byte("notice"))},
+		Jurisdiction: "IT", WithdrawalMethod: "https://coop-a.example/consent",
+	}
+	given := &consent.Event{Record: rec.ID, Type: consent.Given, At: at, By: "subject", Consent: rec, Validity: &consent.Validity{From: at}}
+	rc := appendEvent(t, l, key, given)
+	e := *given
+	k := consent.Kantara(rec, &e, rc.Entry.ID, pub)
+	rc.Event, rc.Kantara = &e, &k
+	if _, err := rc.Verify(pub, nil); err != nil {
+		t.Fatalf("an intact receipt with its readable copies: %v", err)
+	}
+	altered := *rec
+	altered.Purposes = []string{"dpv:Marketing"}
+	e2 := e
+	e2.Consent = &altered
+	bad := rc
+	bad.Event = &e2
+	if _, err := bad.Verify(pub, nil); !errors.Is(err, consent.ErrBadReceipt) {
+		t.Fatalf("an altered readable event: %v", err)
+	}
+	k2 := k
+	k2.Jurisdiction = "US"
+	bad = rc
+	bad.Kantara = &k2
+	if _, err := bad.Verify(pub, nil); !errors.Is(err, consent.ErrBadReceipt) {
+		t.Fatalf("an altered Kantara view: %v", err)
+	}
+}

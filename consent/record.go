@@ -342,7 +342,7 @@ func Sign(e *Event, signer string, key ed25519.PrivateKey) (Signed, error) {
 // Verify checks the signature under the signer's public key.
 func (s *Signed) Verify(pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize || len(s.Sig) != ed25519.SignatureSize || !ed25519.Verify(pub, signedMessage(s.Event), s.Sig) {
-		return &Error{Err: ErrBadSignature, Field: "sig", Reason: "does not verify under " + s.Signer + "'s key"}
+		return &Error{Err: ErrBadSignature, Field: "sig", Reason: "the signature of " + s.Signer + " does not verify under the key given"}
 	}
 	return nil
 }
