@@ -244,6 +244,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg, field string) {
+	msg = strings.TrimPrefix(msg, "coapp: ") // the package's prefix says nothing to an API client
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(errorBody{apiErrorJSON{Code: code, Message: msg, Field: field}})

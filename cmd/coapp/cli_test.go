@@ -150,6 +150,14 @@ func TestCommandLine(t *testing.T) {
 	if out, err = runCLI(t, "export", "--purpose", "dpv:Marketing", "--out", exported+".2", "harvests"); err == nil {
 		t.Fatalf("an export for a purpose without a grant: %s", out)
 	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(exported), "*")); len(left) != 1 {
+		t.Fatalf("a refused export left files behind: %v", left)
+	}
+	for _, cmd := range []string{"token", "consent", "records", "ledger"} {
+		if out, err := runCLI(t, cmd, "-h"); err != nil || !strings.Contains(out, "coapp "+cmd) {
+			t.Errorf("coapp %s -h: %v\n%s", cmd, err, out)
+		}
+	}
 
 	out, err = runCLI(t, "ledger", "prove", "5")
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "verified") {

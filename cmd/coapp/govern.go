@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/google/uuid"
 )
@@ -130,17 +131,34 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	w := stdout
+	var file *os.File
 	if *out != "-" {
-		file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
+		// Into a temporary file beside --out, renamed once complete: a
+		// refused or broken export leaves nothing behind.
+		if _, err := os.Stat(*out); err == nil {
+			return fmt.Errorf("%s exists: choose another --out", *out)
+		}
+		if file, err = os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*.partial"); err != nil {
 			return err
 		}
+		defer os.Remove(file.Name())
 		defer file.Close()
 		w = file
 	}
 	res, err := c.Export(ctx, f.Arg(0), map[string]any{"purpose": *purpose, "format": *format, "as_of": *asOf}, w)
 	if err != nil {
 		return err
+	}
+	if file != nil {
+		if err := file.Sync(); err != nil {
+			return err
+		}
+		if err := file.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(file.Name(), *out); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stderr, "exported %d rows; audit entry %d; sha256 %s\n", res.Rows, res.AuditIndex, res.SHA256)
 	return nil

@@ -63,7 +63,7 @@ func main() {
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "coapp:", err)
+			fmt.Fprintln(os.Stderr, "coapp:", strings.TrimPrefix(err.Error(), "coapp: "))
 		}
 		os.Exit(exitCode(err))
 	}
@@ -92,12 +92,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			if len(args) > 1 && subcommands[c.name] && (args[1] == "-h" || args[1] == "--help" || args[1] == "help") {
+				fmt.Fprintf(stderr, "coapp %s: %s\n(coapp %s <subcommand> -h lists a subcommand's flags)\n", c.name, c.summary, c.name)
+				return nil
+			}
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
 	usage(stderr)
 	return usageError{fmt.Sprintf("unknown command %q", args[0])}
 }
+
+// subcommands are the commands whose first argument is a subcommand: -h
+// there asks for the command's usage.
+var subcommands = map[string]bool{"keys": true, "schemas": true, "consent": true, "token": true, "records": true, "ledger": true, "cluster": true}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: coapp <command> [flags]\n\ncommands:")

@@ -406,6 +406,7 @@ type Proposal struct {
 	Votes    map[string]string `json:"votes"`
 	Outcome  string            `json:"outcome"`
 	Decided  uint64            `json:"decided,omitempty"`
+	Electors int               `json:"electors,omitempty"`
 }
 
 // Propose puts a proposal to the vote as the calling member; p marshals to
