@@ -378,6 +378,14 @@ func (v *view) carryOut(ps *ProposalStatus, index uint64) {
 		g.members[ps.Member] = true
 	case ProposeRemove:
 		delete(g.members, ps.Member)
+		// A member that leaves keeps no access to the datasets.
+		kept := g.grants[:0]
+		for _, gr := range g.grants {
+			if gr.Grantee != ps.Member {
+				kept = append(kept, gr)
+			}
+		}
+		g.grants = kept
 	case ProposeDataset:
 		d := *ps.Dataset
 		g.datasets[d.Name] = &DatasetInfo{Dataset: d, Proposal: ps.ID, Created: index}
