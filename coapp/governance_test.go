@@ -415,3 +415,37 @@ func TestSignedOnOwnDevice(t *testing.T) {
 		t.Fatalf("proposal after both votes: %+v", ps)
 	}
 }
+
+// TestRemovedMemberLosesGrants removes a member by vote: it can no longer
+// vote, and its grants end with its membership.
+func TestRemovedMemberLosesGrants(t *testing.T) {
+	cfg := nodeConfig(t.TempDir())
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Exit", "coop-a", "n0"
+	cfg.FoundingMembers = []string{"coop-b", "coop-c"}
+	n := mustStart(t, cfg)
+	ctx := testCtx(t)
+	a := client.New(n.URL(), readToken(t, cfg.Dir))
+	if _, err := a.PutSchema(ctx, basketSchema()); err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := a.CreateToken(ctx, "coop-b", false)
+	tc, _ := a.CreateToken(ctx, "coop-c", false)
+	b, c := client.New(n.URL(), tb.Token), client.New(n.URL(), tc.Token)
+	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
+	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, a, a, c)
+	passes(t, ctx, Proposal{Kind: ProposeGrant, Grant: &Grant{Dataset: "d", Grantee: "coop-b", Purpose: "dpv:ResearchAndDevelopment", Until: time.Now().Add(time.Hour)}}, a, a, c)
+	if _, err := b.Export(ctx, "d", ExportRequest{Purpose: "dpv:ResearchAndDevelopment"}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("an export under the grant: %v", err)
+	}
+	passes(t, ctx, Proposal{Kind: ProposeRemove, Member: "coop-b"}, a, a, c)
+	if _, err := b.Export(ctx, "d", ExportRequest{Purpose: "dpv:ResearchAndDevelopment"}, &bytes.Buffer{}); apiStatus(err) != http.StatusForbidden {
+		t.Fatalf("an export by a removed member: %v", err)
+	}
+	if _, err := b.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-b2"}); apiStatus(err) != http.StatusForbidden {
+		t.Fatalf("a proposal by a removed member: %v", err)
+	}
+	if ms, _ := a.Members(ctx); strings.Join(ms, ",") != "coop-a,coop-c" {
+		t.Fatalf("members after the removal: %v", ms)
+	}
+}
