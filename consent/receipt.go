@@ -3,8 +3,8 @@ package consent
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/json"
 	"encoding/base64"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
