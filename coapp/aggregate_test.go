@@ -15,14 +15,9 @@ import (
 // groups under k, and spends a differential-privacy budget that the ledger
 // accounts for, refusing the query that would overspend it.
 func TestAggregates(t *testing.T) {
-	cfg := nodeConfig(t.TempDir())
-	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Energy", "coop-a", "n0"
-	n := mustStart(t, cfg)
+	n, cl, _ := smallFederation(t, Rules{}, nil)
 	ctx := testCtx(t)
-	a := client.New(n.URL(), readToken(t, cfg.Dir))
-	if _, err := a.PutSchema(ctx, basketSchema()); err != nil {
-		t.Fatal(err)
-	}
+	a := cl["coop-a"]
 	share := consentRequest("", "dpv:ResearchAndDevelopment")
 	share.Tier = consent.TierMember
 	if _, err := a.GiveConsent(ctx, share); err != nil {

@@ -275,20 +275,9 @@ func TestCooperativeStory(t *testing.T) {
 // non-member voting; a member voting twice; a forged signature; a vote
 // past a proposal's lifetime.
 func TestGovernanceRefusals(t *testing.T) {
-	cfg := nodeConfig(t.TempDir())
-	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Refusals", "coop-a", "n0"
-	cfg.FoundingMembers = []string{"coop-b"}
-	cfg.Rules = Rules{Lifetime: "PT2S"}
-	n := mustStart(t, cfg)
+	n, cl, tokens := smallFederation(t, Rules{Lifetime: "PT2S"}, []string{"coop-b"}, "coop-x")
 	ctx := testCtx(t)
-	admin := readToken(t, cfg.Dir)
-	a := client.New(n.URL(), admin)
-	if _, err := a.PutSchema(ctx, basketSchema()); err != nil {
-		t.Fatal(err)
-	}
-	tb, _ := a.CreateToken(ctx, "coop-b", false)
-	tx, _ := a.CreateToken(ctx, "coop-x", false)
-	b, x := client.New(n.URL(), tb.Token), client.New(n.URL(), tx.Token)
+	a, b, x := cl["coop-a"], cl["coop-b"], cl["coop-x"]
 	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
 		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
 	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, a, a, b)
@@ -315,7 +304,7 @@ func TestGovernanceRefusals(t *testing.T) {
 	forged := func() error {
 		body, _ := json.Marshal(Vote{Proposal: open.ID, Choice: "yes", At: time.Now()})
 		sub := signedSubmission{Kind: KindVote, Signed: signedBody{Body: body, Signer: "coop-b", Sig: make([]byte, 64)}, At: time.Now()}
-		return postJSON(t, n.URL()+"/v1/signed", tb.Token, sub)
+		return postJSON(t, n.URL()+"/v1/signed", tokens["coop-b"], sub)
 	}
 	for name, tc := range map[string]struct {
 		do     func() error
@@ -342,6 +331,33 @@ func TestGovernanceRefusals(t *testing.T) {
 	if got := ledgerSize(t, a); got != size {
 		t.Fatalf("refused requests wrote %d entries", got-size)
 	}
+}
+
+// smallFederation bootstraps a one-node federation founded by coop-a with
+// the other founding members, registers the basket schema, and returns a
+// client and a token for coop-a and for each name in members and others
+// (non-members too).
+func smallFederation(t *testing.T, rules Rules, members []string, others ...string) (*Node, map[string]*client.Client, map[string]string) {
+	t.Helper()
+	cfg := nodeConfig(t.TempDir())
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Small", "coop-a", "n0"
+	cfg.FoundingMembers, cfg.Rules = members, rules
+	n := mustStart(t, cfg)
+	ctx := testCtx(t)
+	admin := readToken(t, cfg.Dir)
+	a := client.New(n.URL(), admin)
+	if _, err := a.PutSchema(ctx, basketSchema()); err != nil {
+		t.Fatal(err)
+	}
+	clients, tokens := map[string]*client.Client{"coop-a": a}, map[string]string{"coop-a": admin}
+	for _, m := range append(append([]string(nil), members...), others...) {
+		tok, err := a.CreateToken(ctx, m, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[m], tokens[m] = client.New(n.URL(), tok.Token), tok.Token
+	}
+	return n, clients, tokens
 }
 
 func readToken(t *testing.T, dir string) string {
@@ -377,13 +393,9 @@ func postJSON(t *testing.T, url, token string, v any) error {
 // the body formatted its own way: the ledger keeps the bytes as signed, so
 // every replica verifies them. A vote dated an hour ago is refused.
 func TestSignedOnOwnDevice(t *testing.T) {
-	cfg := nodeConfig(t.TempDir())
-	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Devices", "coop-a", "n0"
-	cfg.FoundingMembers = []string{"coop-b"}
-	n := mustStart(t, cfg)
+	n, cl, tokens := smallFederation(t, Rules{}, []string{"coop-b"})
 	ctx := testCtx(t)
-	a := client.New(n.URL(), readToken(t, cfg.Dir))
-	tb, _ := a.CreateToken(ctx, "coop-b", false)
+	a := cl["coop-a"]
 	p, err := a.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-c"})
 	if err != nil {
 		t.Fatal(err)
@@ -403,7 +415,7 @@ func TestSignedOnOwnDevice(t *testing.T) {
 		sig := ed25519.Sign(key, signingContext(KindVote, body))
 		raw := fmt.Sprintf(`{"kind":%q,"at":%q,"public_key":%q,"signed":{"body":%s,"signer":"coop-b","sig":%q}}`,
 			KindVote, at.Format(time.RFC3339Nano), base64.StdEncoding.EncodeToString(pub), body, base64.StdEncoding.EncodeToString(sig))
-		return postJSON(t, n.URL()+"/v1/signed", tb.Token, json.RawMessage(raw))
+		return postJSON(t, n.URL()+"/v1/signed", tokens["coop-b"], json.RawMessage(raw))
 	}
 	if err := vote(time.Now().Add(-time.Hour)); apiStatus(err) != http.StatusBadRequest {
 		t.Fatalf("a vote dated an hour ago: %v", err)
@@ -419,18 +431,9 @@ func TestSignedOnOwnDevice(t *testing.T) {
 // TestRemovedMemberLosesGrants removes a member by vote: it can no longer
 // vote, and its grants end with its membership.
 func TestRemovedMemberLosesGrants(t *testing.T) {
-	cfg := nodeConfig(t.TempDir())
-	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Exit", "coop-a", "n0"
-	cfg.FoundingMembers = []string{"coop-b", "coop-c"}
-	n := mustStart(t, cfg)
+	_, cl, _ := smallFederation(t, Rules{}, []string{"coop-b", "coop-c"})
 	ctx := testCtx(t)
-	a := client.New(n.URL(), readToken(t, cfg.Dir))
-	if _, err := a.PutSchema(ctx, basketSchema()); err != nil {
-		t.Fatal(err)
-	}
-	tb, _ := a.CreateToken(ctx, "coop-b", false)
-	tc, _ := a.CreateToken(ctx, "coop-c", false)
-	b, c := client.New(n.URL(), tb.Token), client.New(n.URL(), tc.Token)
+	a, b, c := cl["coop-a"], cl["coop-b"], cl["coop-c"]
 	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
 		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
 	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, a, a, c)

@@ -9,109 +9,91 @@ import (
 	"path/filepath"
 
 	"github.com/google/uuid"
+
+	"coapp.coop/coapp/client"
 )
 
 // Governance commands: members, proposals and votes, datasets, exports,
-// shares and the audit trail.
+// aggregates, shares and the audit trail.
 
-func runMembers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("members", stderr)
-	cf := addClientFlags(f)
-	if err := f.parse(args, 0); err != nil {
-		return err
+// action is what a simple command does with a client and its arguments;
+// it returns what to print as JSON.
+type action func(ctx context.Context, c *client.Client, args []string) (any, error)
+
+// simple makes a command that takes the client flags, plus those setup
+// adds, and exactly nargs arguments, and prints what its action returns.
+func simple(name string, nargs int, usage string, setup func(f flags) action) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		f := newFlags(name, stderr)
+		cf := addClientFlags(f)
+		act := setup(f)
+		if err := f.parse(args, nargs); err != nil {
+			return err
+		}
+		if f.NArg() != nargs {
+			return usageError{usage}
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		out, err := act(ctx, c, f.Args())
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
 	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	ms, err := c.Members(ctx)
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, map[string]any{"members": ms})
 }
 
-func runPropose(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("propose", stderr)
-	cf := addClientFlags(f)
-	if err := f.parse(args, 1); err != nil {
-		return err
-	}
-	if f.NArg() != 1 {
-		return usageError{"propose FILE|-  (a proposal: {\"kind\":\"admit-member\",\"member\":\"coop-b\"}, or a dataset or a grant)"}
-	}
-	var p json.RawMessage
-	if err := decodeStrict(f.Arg(0), &p); err != nil {
-		return err
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	pr, err := c.Propose(ctx, p)
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, pr)
-}
+func noFlags(a action) func(flags) action { return func(flags) action { return a } }
 
-func runVote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("vote", stderr)
-	cf := addClientFlags(f)
-	if err := f.parse(args, 2); err != nil {
-		return err
-	}
-	if f.NArg() != 2 {
-		return usageError{"vote PROPOSAL_ID yes|no|abstain"}
-	}
-	id, err := uuid.Parse(f.Arg(0))
-	if err != nil {
-		return usageError{"the proposal id must be a UUID"}
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	pr, err := c.Vote(ctx, id, f.Arg(1))
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, pr)
-}
-
-func runProposals(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("proposals", stderr)
-	cf := addClientFlags(f)
-	if err := f.parse(args, 0); err != nil {
-		return err
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	ps, err := c.Proposals(ctx)
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, map[string]any{"proposals": ps})
-}
-
-func runDatasets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("datasets", stderr)
-	cf := addClientFlags(f)
-	if err := f.parse(args, 0); err != nil {
-		return err
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	ds, err := c.Datasets(ctx)
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, ds)
-}
+var (
+	runMembers = simple("members", 0, "members", noFlags(func(ctx context.Context, c *client.Client, _ []string) (any, error) {
+		ms, err := c.Members(ctx)
+		return map[string]any{"members": ms}, err
+	}))
+	runPropose = simple("propose", 1, `propose FILE|-  (a proposal: {"kind":"admit-member","member":"coop-b"}, or a dataset or a grant)`,
+		noFlags(func(ctx context.Context, c *client.Client, args []string) (any, error) {
+			var p json.RawMessage
+			if err := decodeStrict(args[0], &p); err != nil {
+				return nil, err
+			}
+			return c.Propose(ctx, p)
+		}))
+	runVote = simple("vote", 2, "vote PROPOSAL_ID yes|no|abstain", noFlags(func(ctx context.Context, c *client.Client, args []string) (any, error) {
+		id, err := uuid.Parse(args[0])
+		if err != nil {
+			return nil, usageError{"the proposal id must be a UUID"}
+		}
+		return c.Vote(ctx, id, args[1])
+	}))
+	runProposals = simple("proposals", 0, "proposals", noFlags(func(ctx context.Context, c *client.Client, _ []string) (any, error) {
+		ps, err := c.Proposals(ctx)
+		return map[string]any{"proposals": ps}, err
+	}))
+	runDatasets = simple("datasets", 0, "datasets", noFlags(func(ctx context.Context, c *client.Client, _ []string) (any, error) {
+		return c.Datasets(ctx)
+	}))
+	runShares = simple("shares", 1, "shares [--from D] [--to D] DATASET", func(f flags) action {
+		from := f.String("from", "", "records dated from (YYYY-MM-DD)")
+		to := f.String("to", "", "records dated before (YYYY-MM-DD)")
+		return func(ctx context.Context, c *client.Client, args []string) (any, error) {
+			return c.Shares(ctx, args[0], *from, *to)
+		}
+	})
+	runAudit = simple("audit", 1, "audit DATASET", noFlags(func(ctx context.Context, c *client.Client, args []string) (any, error) {
+		as, err := c.Audit(ctx, args[0])
+		return map[string]any{"exports": as}, err
+	}))
+	runAggregate = simple("aggregate", 2, `aggregate DATASET FILE|-  (a query: {"purpose":"…","group_by":["postcode"],"op":"count|sum|mean","field":"…","dp":{"epsilon":0.5}})`,
+		noFlags(func(ctx context.Context, c *client.Client, args []string) (any, error) {
+			var req json.RawMessage
+			if err := decodeStrict(args[1], &req); err != nil {
+				return nil, err
+			}
+			return c.Aggregate(ctx, args[0], req)
+		}))
+)
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("export", stderr)
@@ -162,70 +144,4 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stderr, "exported %d rows; audit entry %d; sha256 %s\n", res.Rows, res.AuditIndex, res.SHA256)
 	return nil
-}
-
-func runShares(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("shares", stderr)
-	cf := addClientFlags(f)
-	from := f.String("from", "", "records dated from (YYYY-MM-DD)")
-	to := f.String("to", "", "records dated before (YYYY-MM-DD)")
-	if err := f.parse(args, 1); err != nil {
-		return err
-	}
-	if f.NArg() != 1 {
-		return usageError{"shares [--from D] [--to D] DATASET"}
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	sh, err := c.Shares(ctx, f.Arg(0), *from, *to)
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, sh)
-}
-
-func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("audit", stderr)
-	cf := addClientFlags(f)
-	if err := f.parse(args, 1); err != nil {
-		return err
-	}
-	if f.NArg() != 1 {
-		return usageError{"audit DATASET"}
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	as, err := c.Audit(ctx, f.Arg(0))
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, map[string]any{"exports": as})
-}
-
-func runAggregate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f := newFlags("aggregate", stderr)
-	cf := addClientFlags(f)
-	if err := f.parse(args, 2); err != nil {
-		return err
-	}
-	if f.NArg() != 2 {
-		return usageError{`aggregate DATASET FILE|-  (a query: {"purpose":"…","group_by":["postcode"],"op":"count|sum|mean","field":"…","dp":{"epsilon":0.5}})`}
-	}
-	var req json.RawMessage
-	if err := decodeStrict(f.Arg(1), &req); err != nil {
-		return err
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	res, err := c.Aggregate(ctx, f.Arg(0), req)
-	if err != nil {
-		return err
-	}
-	return printJSON(stdout, res)
 }
