@@ -396,12 +396,6 @@ func (v *view) carryOut(ps *ProposalStatus, index uint64) {
 
 // view accessors for governance, under the view's lock.
 
-func (v *view) isMember(m string) bool {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.gov.members[m]
-}
-
 func (v *view) members() []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()

@@ -116,7 +116,6 @@ func TestCooperativeStory(t *testing.T) {
 	// Each cooperative agrees to share purchases for research, and records
 	// its members' consents; some people do not consent.
 	coops := map[string]*client.Client{"coop-a": a, "coop-b": b, "coop-c": c}
-	var consented, refused []string
 	consentOf := map[string]uuid.UUID{}
 	owner := map[string]string{}
 	for name, cl := range coops {
@@ -135,9 +134,6 @@ func TestCooperativeStory(t *testing.T) {
 					t.Fatal(err)
 				}
 				consentOf[subject] = rc.Record
-				consented = append(consented, subject)
-			} else {
-				refused = append(refused, subject)
 			}
 			postcode := "40126"
 			if i == 3 && name == "coop-a" {
