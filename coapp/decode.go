@@ -18,6 +18,9 @@ var errNotFast = errors.New("not in the fast format")
 
 // decodeRecordPayload decodes a record's payload.
 func decodeRecordPayload(b []byte) (recordPayload, error) {
+	if len(b) > 0 && b[0] == payloadV2 {
+		return decodeBinaryPayload(b)
+	}
 	if p, err := fastRecordPayload(b); err == nil {
 		return p, nil
 	}

@@ -2,10 +2,14 @@ package coapp
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -125,7 +129,7 @@ func (r *Record) prepare(t *transformer, s *Schema, at string) (prepared, error)
 	tm := r.Time.UTC()
 	return prepared{
 		entry:   ledger.Entry{ID: r.ID, Kind: KindRecord, Author: t.member, Time: tm},
-		payload: recordPayload{Type: r.Type, Version: s.Version, Subject: subject, Time: tm.Format(time.RFC3339Nano)},
+		payload: recordPayload{Type: r.Type, Version: s.Version, Subject: subject},
 		fields:  fields,
 	}, nil
 }
@@ -166,9 +170,99 @@ func encodeFields(fields map[string]json.RawMessage) []byte {
 	return append(b, '}')
 }
 
-// encode writes the payload as encoding/json would (struct fields in order,
-// the box in base64), without reflection.
+// payloadV2 starts a record payload in the binary format (a JSON payload,
+// the first format, starts with '{'):
+//
+//	0xC2 | uvarint len | type | uvarint version |
+//	subject: uvarint key version | 32 bytes (the pseudonym's MAC) |
+//	box (the rest)
+//
+// The time is the entry's. Binary, because the bytes of every record go
+// through the Raft log and the state database: the JSON form, with the box
+// in base64, was 40% larger, and publishing is bound by bytes written.
+const payloadV2 byte = 0xC2
+
+// encode writes the payload in the binary format.
 func (p *recordPayload) encode() []byte {
+	b := make([]byte, 0, 48+len(p.Type)+len(p.Box))
+	b = append(b, payloadV2)
+	b = binary.AppendUvarint(b, uint64(len(p.Type)))
+	b = append(b, p.Type...)
+	b = binary.AppendUvarint(b, uint64(p.Version))
+	b = appendPseudonym(b, p.Subject)
+	return append(b, p.Box...)
+}
+
+// appendPseudonym writes "ps1.<v>.<43 base64url characters>" as its key
+// version and 32 bytes; anything else (never made by this package) as 0,
+// a length and the string.
+func appendPseudonym(b []byte, p pseudonym.Pseudonym) []byte {
+	s := string(p)
+	if v, err := p.KeyVersion(); err == nil && strings.HasPrefix(s, "ps1.") {
+		raw, err := base64.RawURLEncoding.DecodeString(s[strings.LastIndexByte(s, '.')+1:])
+		if err == nil && len(raw) == 32 && pseudonymString(v, raw) == s {
+			b = binary.AppendUvarint(b, uint64(v))
+			return append(b, raw...)
+		}
+	}
+	b = binary.AppendUvarint(b, 0)
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func pseudonymString(v uint32, mac []byte) string {
+	out := make([]byte, 0, 58)
+	out = append(out, "ps1."...)
+	out = strconv.AppendUint(out, uint64(v), 10)
+	out = append(out, '.')
+	return string(base64.RawURLEncoding.AppendEncode(out, mac))
+}
+
+// decodeBinaryPayload reads the binary format.
+func decodeBinaryPayload(b []byte) (recordPayload, error) {
+	var p recordPayload
+	bad := errors.New("coapp: malformed record payload")
+	if len(b) == 0 || b[0] != payloadV2 {
+		return p, bad
+	}
+	b = b[1:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > maxTypeLen || uint64(len(b)-k) < n {
+		return p, bad
+	}
+	p.Type, b = string(b[k:k+int(n)]), b[k+int(n):]
+	ver, k := binary.Uvarint(b)
+	if k <= 0 || ver > math.MaxInt32 {
+		return p, bad
+	}
+	p.Version, b = int(ver), b[k:]
+	kv, k := binary.Uvarint(b)
+	if k <= 0 || kv > math.MaxUint32 {
+		return p, bad
+	}
+	b = b[k:]
+	if kv == 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > maxSubjectLen || uint64(len(b)-k) < n {
+			return p, bad
+		}
+		p.Subject, b = pseudonym.Pseudonym(b[k:k+int(n)]), b[k+int(n):]
+	} else {
+		if len(b) < 32 {
+			return p, bad
+		}
+		p.Subject, b = pseudonym.Pseudonym(pseudonymString(uint32(kv), b[:32])), b[32:]
+	}
+	if len(b) > 0 {
+		p.Box = append([]byte(nil), b...)
+	}
+	return p, nil
+}
+
+// encodeJSON writes the payload in the first format, JSON, as
+// encoding/json would (kept to read ledgers written before the binary
+// format, and for tests).
+func (p *recordPayload) encodeJSON() []byte {
 	b := make([]byte, 0, 96+len(p.Type)+len(p.Subject)+base64.StdEncoding.EncodedLen(len(p.Box)))
 	b = append(b, `{"type":`...)
 	b = append(b, quoteJSON(p.Type)...)
@@ -188,8 +282,8 @@ func (p *recordPayload) encode() []byte {
 
 // recordInfo describes a stored record entry.
 func recordInfo(e ledger.Entry, rc ledger.Receipt) (RecordInfo, error) {
-	var p recordPayload
-	if err := json.Unmarshal(e.Payload, &p); err != nil {
+	p, err := decodeRecordPayload(e.Payload)
+	if err != nil {
 		return RecordInfo{}, fmt.Errorf("coapp: record %s: %w", e.ID, err)
 	}
 	return RecordInfo{

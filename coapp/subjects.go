@@ -301,10 +301,8 @@ func (n *Node) Access(ctx context.Context, member, subject string) (SubjectRepor
 			if e.Kind != KindRecord {
 				continue
 			}
-			var head struct {
-				Subject pseudonym.Pseudonym `json:"subject"`
-			}
-			if json.Unmarshal(e.Payload, &head) != nil || !want[head.Subject] {
+			head, err := decodeRecordPayload(e.Payload)
+			if err != nil || !want[head.Subject] {
 				continue
 			}
 			leaf, err := v.LeafHash(e.Index)
