@@ -168,6 +168,7 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 	// pseudonym, and the dataset pseudonyms of pseudonymised field values.
 	type subjectState struct {
 		author  string
+		legacy  bool
 		allowed bool
 		dk      pseudonym.Secret
 		erased  bool
@@ -195,17 +196,18 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 			st.retained++
 			continue
 		}
+		legacy := isLegacyPayload(e.Payload)
 		ss := subjects[head.Subject]
-		if ss == nil || ss.author != e.Author {
+		if ss == nil || ss.author != e.Author || ss.legacy != legacy {
 			// A subject's consent, as of the plan's index and time, is
 			// the same for every record of theirs from one member.
-			ss = &subjectState{author: e.Author}
+			ss = &subjectState{author: e.Author, legacy: legacy}
 			d := n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.at, p.asOf)
 			ss.allowed = d.Allowed
 			if ss.allowed && p.consentAt > p.asOf {
 				ss.allowed = n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.consentTime, p.consentAt).Allowed
 			}
-			dk, err := n.subjectDataKey(v, head.Subject)
+			dk, err := n.subjectDataKey(v, head.Subject, legacy)
 			switch {
 			case errors.Is(err, ErrErased):
 				ss.erased = true

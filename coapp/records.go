@@ -218,6 +218,9 @@ func pseudonymString(v uint32, mac []byte) string {
 	return string(base64.RawURLEncoding.AppendEncode(out, mac))
 }
 
+// isLegacyPayload reports whether a payload is in the first, JSON, format.
+func isLegacyPayload(b []byte) bool { return len(b) == 0 || b[0] != payloadV2 }
+
 // decodeBinaryPayload reads the binary format.
 func decodeBinaryPayload(b []byte) (recordPayload, error) {
 	var p recordPayload

@@ -23,12 +23,16 @@ var ErrErased = errors.New("coapp: subject erased")
 // Each subject's record fields are sealed (XChaCha20-Poly1305) under a data
 // key of their own, stored in the ledger's key store wrapped under a
 // key-encryption key derived from the federation secret, under the name
-// "subject/" + the subject's pseudonym. Erasing a subject destroys that key
-// on every replica: their records stay in the log (and the Merkle tree
-// still verifies over the ciphertexts), but no replica, snapshot or later
-// backup can open them.
+// "s/" + the subject's pseudonym in binary (its key version and 32 bytes;
+// records in the first, JSON, payload format used "subject/" + the
+// pseudonym). Erasing a subject destroys that key on every replica: their
+// records stay in the log (and the Merkle tree still verifies over the
+// ciphertexts), but no replica, snapshot or later backup can open them.
 
-func subjectKeyName(p pseudonym.Pseudonym) []byte { return []byte("subject/" + string(p)) }
+func subjectKeyName(p pseudonym.Pseudonym) []byte { return appendPseudonym([]byte("s/"), p) }
+
+// legacyKeyName is the key name of records in the JSON payload format.
+func legacyKeyName(p pseudonym.Pseudonym) []byte { return []byte("subject/" + string(p)) }
 
 // keyCache holds unwrapped data keys by the hash of their wrapped form, so
 // that a key is unwrapped once; and, for publishing, each subject's key as
@@ -209,7 +213,7 @@ func (n *Node) openRecord(v *ledger.View, e ledger.Entry) (recordPayload, map[st
 	if len(p.Box) == 0 {
 		return p, nil, nil
 	}
-	dk, err := n.subjectDataKey(v, p.Subject)
+	dk, err := n.subjectDataKey(v, p.Subject, isLegacyPayload(e.Payload))
 	if err != nil {
 		return p, nil, err
 	}
@@ -218,9 +222,13 @@ func (n *Node) openRecord(v *ledger.View, e ledger.Entry) (recordPayload, map[st
 }
 
 // subjectDataKey reads a subject's data key from the key store:
-// ErrErased when it was destroyed.
-func (n *Node) subjectDataKey(v *ledger.View, s pseudonym.Pseudonym) (pseudonym.Secret, error) {
+// ErrErased when it was destroyed. legacy asks for the key of records in
+// the JSON payload format.
+func (n *Node) subjectDataKey(v *ledger.View, s pseudonym.Pseudonym, legacy bool) (pseudonym.Secret, error) {
 	name := subjectKeyName(s)
+	if legacy {
+		name = legacyKeyName(s)
+	}
 	w, err := v.Key(name)
 	if errors.Is(err, ledger.ErrKeyDestroyed) {
 		return pseudonym.Secret{}, ErrErased
@@ -339,9 +347,9 @@ func (n *Node) Erase(ctx context.Context, member, subject string) ([]pseudonym.P
 	if err != nil {
 		return nil, 0, err
 	}
-	names := make([][]byte, len(ps))
-	for i, p := range ps {
-		names[i] = subjectKeyName(p)
+	names := make([][]byte, 0, 2*len(ps))
+	for _, p := range ps {
+		names = append(names, subjectKeyName(p), legacyKeyName(p))
 	}
 	index, err := n.ledger.Destroy(ctx, names...)
 	if err != nil {
