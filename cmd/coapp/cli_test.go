@@ -153,6 +153,9 @@ func TestCommandLine(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(exported), "*")); len(left) != 1 {
 		t.Fatalf("a refused export left files behind: %v", left)
 	}
+	if out, err := runCLI(t, "export", "-h"); exitCode(err) != 0 || strings.Contains(out, token) || !strings.Contains(out, "-purpose") {
+		t.Errorf("coapp export -h (exit %d) shows the token, or no flags:\n%s", exitCode(err), out)
+	}
 	for _, cmd := range []string{"token", "consent", "records", "ledger"} {
 		if out, err := runCLI(t, cmd, "-h"); err != nil || !strings.Contains(out, "coapp "+cmd) {
 			t.Errorf("coapp %s -h: %v\n%s", cmd, err, out)

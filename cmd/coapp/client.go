@@ -24,8 +24,10 @@ type clientFlags struct {
 
 func addClientFlags(f flags) clientFlags {
 	return clientFlags{
-		url:       f.string("url", "http://127.0.0.1:7400", "the node's API URL"),
-		token:     f.string("token", "", "API token"),
+		url: f.string("url", "http://127.0.0.1:7400", "the node's API URL"),
+		// The token's environment variable is read when the flag is not
+		// given, never shown as a default by -h.
+		token:     f.String("token", "", "API token ($COAPP_TOKEN)"),
 		tokenFile: f.string("token-file", "", "file holding the API token (such as <dir>/admin.token)"),
 		cert:      f.string("tls-cert", "", "client certificate for mutual TLS"),
 		key:       f.string("tls-key", "", "key for --tls-cert"),
@@ -35,6 +37,9 @@ func addClientFlags(f flags) clientFlags {
 
 func (cf clientFlags) client() (*client.Client, error) {
 	token := *cf.token
+	if token == "" {
+		token = os.Getenv(envName("token"))
+	}
 	if token == "" && *cf.tokenFile != "" {
 		b, err := os.ReadFile(*cf.tokenFile)
 		if err != nil {

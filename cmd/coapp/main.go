@@ -76,7 +76,10 @@ func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h asked for help, and got it
+	}
+	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
