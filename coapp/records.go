@@ -137,7 +137,7 @@ func (r *Record) prepare(t *transformer, s *Schema, at string) (prepared, error)
 // seal encrypts the fields under the subject's data key, deterministically,
 // and returns the finished entry.
 func (p *prepared) seal(dataKey pseudonym.Secret) (ledger.Entry, error) {
-	box, err := pseudonym.SealDeterministic(dataKey, encodeFields(p.fields), recordAD(p.entry, &p.payload))
+	box, err := pseudonym.SealDeterministic(dataKey, encodeFields(p.fields), recordADv2(p.entry, &p.payload))
 	if err != nil {
 		return ledger.Entry{}, err
 	}

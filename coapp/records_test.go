@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+
+	"coapp.coop/ledger"
 	"coapp.coop/pseudonym"
 )
 
@@ -55,6 +59,41 @@ func TestExportRowEncoding(t *testing.T) {
 		}
 		if got := r.appendJSON(nil); string(got) != string(want)+"\n" {
 			t.Errorf("appendJSON\n %s\nwant\n %s", got, want)
+		}
+	}
+}
+
+// TestBoxBoundToItsEntry moves a sealed box to an entry with another id,
+// author or time, or to another subject: it no longer opens.
+func TestBoxBoundToItsEntry(t *testing.T) {
+	keys, dk := fuzzKeys(t)
+	s := basketSchema()
+	r := Record{ID: uuid.New(), Type: "basket", Subject: "anna", Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+		Fields: map[string]json.RawMessage{"amount": json.RawMessage(`3.5`), "postcode": json.RawMessage(`"40126"`)}}
+	p, err := r.prepare(&transformer{keys: keys, member: "coop-a"}, &s, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := p.seal(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := decodeRecordPayload(e.Payload)
+	if _, err := openFields(dk, e, &head); err != nil {
+		t.Fatalf("the record's own box: %v", err)
+	}
+	moved := []func(*ledger.Entry, *recordPayload){
+		func(e *ledger.Entry, _ *recordPayload) { e.ID = uuid.New() },
+		func(e *ledger.Entry, _ *recordPayload) { e.Author = "coop-b" },
+		func(e *ledger.Entry, _ *recordPayload) { e.Time = e.Time.Add(time.Nanosecond) },
+		func(_ *ledger.Entry, p *recordPayload) { p.Subject = "ps1.1.someone-else" },
+		func(_ *ledger.Entry, p *recordPayload) { p.Version = 2 },
+	}
+	for i, move := range moved {
+		e2, h2 := e, head
+		move(&e2, &h2)
+		if _, err := openFields(dk, e2, &h2); err == nil {
+			t.Errorf("move %d: the box opened elsewhere", i)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -186,8 +187,12 @@ func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) 
 
 // recordAD is the additional data a record's box is bound to: the entry it
 // travels in and the subject it belongs to, so that a box cannot be moved
-// to another record.
+// to another record. Records in the binary payload format use a binary
+// form of it (recordADv2); those in the JSON format, this text form.
 func recordAD(e ledger.Entry, p *recordPayload) []byte {
+	if !isLegacyPayload(e.Payload) {
+		return recordADv2(e, p)
+	}
 	b := make([]byte, 0, 160+len(e.Author)+len(p.Type)+len(p.Subject))
 	b = append(b, "coapp/v1/record|"...)
 	b = append(b, e.ID.String()...)
@@ -200,6 +205,23 @@ func recordAD(e ledger.Entry, p *recordPayload) []byte {
 	b = append(b, '|')
 	b = strconv.AppendInt(b, int64(p.Version), 10)
 	b = append(b, '|')
+	return append(b, p.Subject...)
+}
+
+// recordADv2 is the binary additional data of records in the binary
+// payload format: a context, the entry's id and time, and length-prefixed
+// author, type, schema version and subject.
+func recordADv2(e ledger.Entry, p *recordPayload) []byte {
+	b := make([]byte, 0, 64+len(e.Author)+len(p.Type)+len(p.Subject))
+	b = append(b, "coapp/v2/record|"...)
+	b = append(b, e.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	b = binary.AppendUvarint(b, uint64(len(e.Author)))
+	b = append(b, e.Author...)
+	b = binary.AppendUvarint(b, uint64(len(p.Type)))
+	b = append(b, p.Type...)
+	b = binary.AppendUvarint(b, uint64(p.Version))
+	b = binary.AppendUvarint(b, uint64(len(p.Subject)))
 	return append(b, p.Subject...)
 }
 
