@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -422,21 +423,28 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Write
 	defer scratch.Close()
 	sw := bufio.NewWriterSize(scratch, 256<<10)
 	var st scanStats
-	groups := kGroups{}
-	ids := map[string]uint64{}
-	var names []string
+	// Each group's number in the scratch file and its people (up to k).
+	type groupState struct {
+		id     uint64
+		people []pseudonym.Pseudonym
+	}
+	groups := map[string]*groupState{}
+	var byID []*groupState
 	var line bytes.Buffer
 	lw := newExportWriter(format, p.columns, &line)
 	lw.header = true // the header is written once, below
 	var hdr [2 * binary.MaxVarintLen64]byte
 	err = n.scan(v, p, &st, func(r *exportRow, s pseudonym.Pseudonym, g string) error {
-		groups.add(g, s, p.d.K)
-		id, ok := ids[g]
-		if !ok {
-			id = uint64(len(names))
-			ids[g] = id
-			names = append(names, g)
+		gs := groups[g]
+		if gs == nil {
+			gs = &groupState{id: uint64(len(byID))}
+			groups[g] = gs
+			byID = append(byID, gs)
 		}
+		if len(gs.people) < p.d.K && !slices.Contains(gs.people, s) {
+			gs.people = append(gs.people, s)
+		}
+		id := gs.id
 		line.Reset()
 		if err := lw.write(r); err != nil {
 			return err
@@ -491,7 +499,7 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Write
 		if _, err := io.ReadFull(rd, buf); err != nil {
 			return ExportAudit{}, err
 		}
-		if !groups.reached(names[id], p.d.K) {
+		if len(byID[id].people) < p.d.K {
 			a.Suppressed++
 			continue
 		}
