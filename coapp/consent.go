@@ -55,6 +55,19 @@ type signers struct {
 	keys map[string]ed25519.PrivateKey
 }
 
+// path is where member's key file is.
+func (s *signers) path(member string) string {
+	return filepath.Join(s.dir, memberKeyDir, hex.EncodeToString([]byte(member))+".key")
+}
+
+// replace makes the key in file next member's key, in place of the old.
+func (s *signers) replace(member, next string, key ed25519.PrivateKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[member] = key
+	return os.Rename(next, s.path(member))
+}
+
 // key returns member's signing key on this node, creating it when absent.
 func (s *signers) key(member string) (ed25519.PrivateKey, error) {
 	s.mu.Lock()
@@ -62,7 +75,7 @@ func (s *signers) key(member string) (ed25519.PrivateKey, error) {
 	if k, ok := s.keys[member]; ok {
 		return k, nil
 	}
-	path := filepath.Join(s.dir, memberKeyDir, hex.EncodeToString([]byte(member))+".key")
+	path := s.path(member)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -410,7 +423,7 @@ func (n *Node) consentReceipt(ctx context.Context, id uuid.UUID) (ConsentReceipt
 	}
 	rc.Event = &e
 	if h, ok := n.view.consentRecord(e.Record); ok {
-		pub, _ := n.view.memberKey(s.Signer)
+		pub, _ := n.view.memberKeyAt(s.Signer, rc.Index)
 		k := consent.Kantara(&h.Record, &e, rc.Entry.ID, pub)
 		rc.Kantara = &k
 	}
@@ -469,7 +482,7 @@ func (n *Node) CheckConsent(member string, req CheckRequest) (consent.Decision, 
 // holds for its author, and that the ledger still has the entry at its
 // index; it returns the event.
 func (n *Node) VerifyConsentReceipt(ctx context.Context, rc consent.Receipt) (consent.Event, error) {
-	pub, ok := n.view.memberKey(rc.Entry.Author)
+	pub, ok := n.view.memberKeyAt(rc.Entry.Author, rc.Index)
 	if !ok {
 		return consent.Event{}, &consent.Error{Err: consent.ErrBadReceipt, Field: "entry.author", Reason: "no such member key"}
 	}
@@ -744,17 +757,11 @@ func (n *Node) handleDefinePurpose(w http.ResponseWriter, r *http.Request, c cal
 	return writeJSON(w, http.StatusOK, p)
 }
 
-// MemberKeyInfo is the answer of GET /v1/members/{id}/key.
-type MemberKeyInfo struct {
-	Member    string `json:"member"`
-	PublicKey []byte `json:"public_key"`
-}
-
 func (n *Node) handleMemberKey(w http.ResponseWriter, r *http.Request, _ caller) error {
 	id := r.PathValue("id")
 	pub, ok := n.view.memberKey(id)
 	if !ok {
 		return ErrNotFound
 	}
-	return writeJSON(w, http.StatusOK, MemberKeyInfo{Member: id, PublicKey: pub})
+	return writeJSON(w, http.StatusOK, MemberKeysInfo{Member: id, PublicKey: pub, Keys: n.view.memberKeyHistory(id)})
 }

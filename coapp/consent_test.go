@@ -3,8 +3,10 @@ package coapp
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -261,5 +263,67 @@ func TestWithdrawalOnEveryReplica(t *testing.T) {
 		if _, err := n.VerifyConsentReceipt(context.Background(), withdrawn.Receipt); err != nil {
 			t.Errorf("%s: %v", n.ID(), err)
 		}
+	}
+}
+
+// TestMemberKeyRotation rotates a member's key: receipts from before
+// verify under the old key, those after under the new, on the node and
+// offline; a rotation not signed by the current key, or by another member,
+// is refused and writes nothing.
+func TestMemberKeyRotation(t *testing.T) {
+	n, cl, tokens := smallFederation(t, Rules{}, []string{"coop-b"})
+	ctx := testCtx(t)
+	a, b := cl["coop-a"], cl["coop-b"]
+	before, err := a.GiveConsent(ctx, consentRequest(anna, "dpv:ResearchAndDevelopment"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := a.MemberKey(ctx, "coop-a")
+	keys, err := a.RotateKey(ctx, "coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys.Keys) != 2 || bytes.Equal(keys.PublicKey, old) {
+		t.Fatalf("keys after the rotation: %+v", keys)
+	}
+	after, err := a.GiveConsent(ctx, consentRequest("bo@example.org", "dpv:ResearchAndDevelopment"))
+	if err != nil {
+		t.Fatalf("signing with the new key: %v", err)
+	}
+	newKey := ed25519.PublicKey(keys.PublicKey)
+	for name, tc := range map[string]struct {
+		rc  consent.Receipt
+		pub ed25519.PublicKey
+		ok  bool
+	}{
+		"before, old key": {before.Receipt, old, true},
+		"after, new key":  {after.Receipt, newKey, true},
+		"before, new key": {before.Receipt, newKey, false},
+		"after, old key":  {after.Receipt, old, false},
+	} {
+		if _, err := tc.rc.Verify(tc.pub, nil); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, rc := range []consent.Receipt{before.Receipt, after.Receipt} {
+		if v, err := b.VerifyReceipt(ctx, rc); err != nil || !v.Valid {
+			t.Errorf("the node's verification of the receipt at %d: %+v, %v", rc.Index, v, err)
+		}
+	}
+	size := ledgerSize(t, a)
+	if _, err := b.RotateKey(ctx, "coop-a"); apiStatus(err) != http.StatusForbidden {
+		t.Fatalf("coop-b rotating coop-a's key: %v", err)
+	}
+	// A rotation signed by a key that is not coop-a's current one.
+	_, stranger, _ := ed25519.GenerateKey(nil)
+	pub, _, _ := ed25519.GenerateKey(nil)
+	at := time.Now().UTC()
+	body, _ := json.Marshal(keyRotation{Member: "coop-a", PublicKey: pub, At: at})
+	sub := signedSubmission{Kind: KindKeyRotation, At: at, Signed: signedBody{Body: body, Signer: "coop-a", Sig: ed25519.Sign(stranger, signingContext(KindKeyRotation, body))}}
+	if err := postJSON(t, n.URL()+"/v1/signed", tokens["coop-a"], sub); apiStatus(err) != http.StatusBadRequest {
+		t.Fatalf("a rotation signed by another key: %v", err)
+	}
+	if got := ledgerSize(t, a); got != size {
+		t.Fatalf("refused rotations wrote %d entries", got-size)
 	}
 }

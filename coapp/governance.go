@@ -499,9 +499,9 @@ type signedSubmission struct {
 // after checking it as the replicas will, and waits until it is applied.
 func (n *Node) appendSigned(ctx context.Context, member string, sub signedSubmission) (uint64, error) {
 	switch sub.Kind {
-	case KindProposal, KindVote, KindExport:
+	case KindProposal, KindVote, KindExport, KindKeyRotation:
 	default:
-		return 0, invalid("kind", "a proposal, a vote or an export's audit")
+		return 0, invalid("kind", "a proposal, a vote, an export's audit or a key rotation")
 	}
 	if sub.Signed.Signer != member {
 		return 0, fmt.Errorf("%w: a member submits only what it signed", ErrForbidden)
@@ -573,6 +573,15 @@ func (v *view) precheck(member, kind string, body []byte, at time.Time) error {
 		}
 		_, err := v.checkVote(member, &vt)
 		return err
+	case KindKeyRotation:
+		var kr keyRotation
+		if err := strictJSON(body, &kr); err != nil {
+			return err
+		}
+		if !kr.At.Equal(at) {
+			return invalid("at", "the rotation's time is the entry's")
+		}
+		return v.checkKeyRotation(member, &kr)
 	default:
 		var a ExportAudit
 		if err := strictJSON(body, &a); err != nil {

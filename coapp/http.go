@@ -106,6 +106,7 @@ func (n *Node) routeTable() []route {
 		{"GET /v1/purposes", member, n.handlePurposes},
 		{"POST /v1/purposes", admin, n.handleDefinePurpose},
 		{"GET /v1/members/{id}/key", member, n.handleMemberKey},
+		{"POST /v1/members/{id}/key/rotate", member, n.handleRotateKey},
 		{"GET /v1/members", member, n.handleMembers},
 		{"POST /v1/proposals", member, n.handlePropose},
 		{"GET /v1/proposals", member, n.handleProposals},

@@ -71,7 +71,8 @@ type view struct {
 	records uint64
 
 	consents   *consent.Index
-	memberKeys map[string]ed25519.PublicKey
+	memberKeys map[string]ed25519.PublicKey // the current key
+	keyHistory map[string][]keyAt
 	// rejected remembers why recent consent entries were refused on
 	// apply, by index, for the writer waiting on them.
 	rejected map[uint64]error
@@ -82,14 +83,14 @@ type view struct {
 func newView() *view {
 	return &view{
 		nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}, schemas: map[string][]Schema{},
-		consents: consent.NewIndex(consent.NewVocabulary()), memberKeys: map[string]ed25519.PublicKey{},
+		consents: consent.NewIndex(consent.NewVocabulary()), memberKeys: map[string]ed25519.PublicKey{}, keyHistory: map[string][]keyAt{},
 		rejected: map[uint64]error{}, gov: newGovernance(),
 	}
 }
 
 // follow applies the ledger to the view until ctx ends.
 func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) {
-	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema, KindMemberKey, KindPurpose, consent.Kind, KindProposal, KindVote, KindExport) {
+	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema, KindMemberKey, KindPurpose, consent.Kind, KindProposal, KindVote, KindExport, KindKeyRotation) {
 		if err != nil {
 			if ctx.Err() == nil {
 				onErr(err)
@@ -137,7 +138,7 @@ func (v *view) apply(e ledger.Entry) {
 		var k memberKey
 		if json.Unmarshal(e.Payload, &k) == nil && k.Member == e.Author && len(k.PublicKey) == ed25519.PublicKeySize {
 			if _, known := v.memberKeys[k.Member]; !known {
-				v.memberKeys[k.Member] = ed25519.PublicKey(k.PublicKey)
+				v.setMemberKey(k.Member, ed25519.PublicKey(k.PublicKey), e.Index)
 			}
 		}
 	case KindPurpose:
@@ -145,7 +146,7 @@ func (v *view) apply(e ledger.Entry) {
 		if json.Unmarshal(e.Payload, &p) == nil {
 			_ = v.consents.Vocabulary().Define(p) // refused alike by every replica
 		}
-	case consent.Kind, KindProposal, KindVote, KindExport:
+	case consent.Kind, KindProposal, KindVote, KindExport, KindKeyRotation:
 		var err error
 		switch e.Kind {
 		case consent.Kind:
@@ -156,6 +157,8 @@ func (v *view) apply(e ledger.Entry) {
 			err = v.applyVote(e)
 		case KindExport:
 			err = v.applyExport(e)
+		case KindKeyRotation:
+			err = v.applyKeyRotation(e)
 		}
 		if err != nil {
 			if len(v.rejected) >= 1024 {

@@ -48,6 +48,10 @@ func simple(name string, nargs int, usage string, setup func(f flags) action) fu
 func noFlags(a action) func(flags) action { return func(flags) action { return a } }
 
 var (
+	runRotateKey = simple("rotate-key", 1, "rotate-key MEMBER  (with that member's token, on the node that holds its key)",
+		noFlags(func(ctx context.Context, c *client.Client, args []string) (any, error) {
+			return c.RotateKey(ctx, args[0])
+		}))
 	runMembers = simple("members", 0, "members", noFlags(func(ctx context.Context, c *client.Client, _ []string) (any, error) {
 		ms, err := c.Members(ctx)
 		return map[string]any{"members": ms}, err

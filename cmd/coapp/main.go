@@ -40,6 +40,7 @@ func commands() []command {
 		{"token", "create or revoke API tokens: token create --member M | token revoke ID", runToken},
 		{"consent", "give, renew, withdraw, list, check and verify consents: " + consentUsage, runConsent},
 		{"members", "list the federation's members", runMembers},
+		{"rotate-key", "replace a member's signing key: rotate-key MEMBER", runRotateKey},
 		{"propose", "put a proposal to the vote: propose FILE|-", runPropose},
 		{"vote", "vote on a proposal: vote ID yes|no|abstain", runVote},
 		{"proposals", "list proposals with their votes and outcomes", runProposals},

@@ -381,8 +381,35 @@ func (c *Client) DefinePurpose(ctx context.Context, p consent.Purpose) error {
 	return c.do(ctx, http.MethodPost, "/v1/purposes", p, nil, true)
 }
 
-// MemberKey returns a member's Ed25519 public key as the ledger holds it,
-// to verify its receipts offline.
+// MemberKeys is a member's current key and every key it had, from which
+// ledger index on (receipts verify under the key in force at their
+// index).
+type MemberKeys struct {
+	Member    string `json:"member"`
+	PublicKey []byte `json:"public_key"`
+	Keys      []struct {
+		From      uint64 `json:"from"`
+		PublicKey []byte `json:"public_key"`
+	} `json:"keys"`
+}
+
+// MemberKeyHistory returns a member's keys.
+func (c *Client) MemberKeyHistory(ctx context.Context, member string) (MemberKeys, error) {
+	var out MemberKeys
+	err := c.do(ctx, http.MethodGet, "/v1/members/"+url.PathEscape(member)+"/key", nil, &out, true)
+	return out, err
+}
+
+// RotateKey replaces the calling member's signing key (on the node that
+// holds it) and returns its keys.
+func (c *Client) RotateKey(ctx context.Context, member string) (MemberKeys, error) {
+	var out MemberKeys
+	err := c.write(ctx, http.MethodPost, "/v1/members/"+url.PathEscape(member)+"/key/rotate", struct{}{}, &out)
+	return out, err
+}
+
+// MemberKey returns a member's current Ed25519 public key as the ledger
+// holds it, to verify its receipts offline.
 func (c *Client) MemberKey(ctx context.Context, member string) (ed25519.PublicKey, error) {
 	var out struct {
 		PublicKey []byte `json:"public_key"`
