@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,14 +49,66 @@ type memberKey struct {
 const memberKeyDir = "members"
 
 type signers struct {
-	mu   sync.Mutex
-	dir  string
-	keys map[string]ed25519.PrivateKey
+	mu         sync.Mutex
+	dir        string
+	passphrase []byte // seals the key files when set
+	keys       map[string]ed25519.PrivateKey
+}
+
+// memberKeyFormat names a member key file sealed with a passphrase:
+// {"format":"coapp-member-key/v1","member":"…","sealed":{…}}; an unsealed
+// one holds the base64 of the key's seed.
+const memberKeyFormat = "coapp-member-key/v1"
+
+type memberKeyFile struct {
+	Format string                   `json:"format"`
+	Member string                   `json:"member"`
+	Sealed *pseudonym.PassphraseBox `json:"sealed"`
 }
 
 // path is where member's key file is.
 func (s *signers) path(member string) string {
 	return filepath.Join(s.dir, memberKeyDir, hex.EncodeToString([]byte(member))+".key")
+}
+
+// encode returns a key file's contents: sealed when the node has a
+// passphrase.
+func (s *signers) encode(member string, key ed25519.PrivateKey) ([]byte, error) {
+	seed := base64.StdEncoding.EncodeToString(key.Seed())
+	if len(s.passphrase) == 0 {
+		return []byte(seed + "\n"), nil
+	}
+	box, err := pseudonym.SealWithPassphrase(key.Seed(), s.passphrase, []byte(memberKeyFormat+"|"+member))
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(memberKeyFile{Format: memberKeyFormat, Member: member, Sealed: box}, "", "  ")
+	return append(b, '\n'), err
+}
+
+// decode reads a key file's contents.
+func (s *signers) decode(member, path string, b []byte) (ed25519.PrivateKey, error) {
+	var seed []byte
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		var f memberKeyFile
+		if err := json.Unmarshal(t, &f); err != nil || f.Format != memberKeyFormat || f.Member != member || f.Sealed == nil {
+			return nil, fmt.Errorf("coapp: member key file %s is damaged", path)
+		}
+		plain, err := f.Sealed.Open(s.passphrase, []byte(memberKeyFormat+"|"+member))
+		if err != nil {
+			return nil, fmt.Errorf("coapp: member key file %s: %w", path, err)
+		}
+		seed = plain
+	} else {
+		var err error
+		if seed, err = base64.StdEncoding.DecodeString(string(t)); err != nil {
+			return nil, fmt.Errorf("coapp: member key file %s is damaged", path)
+		}
+	}
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("coapp: member key file %s is damaged", path)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // replace makes the key in file next member's key, in place of the old.
@@ -79,11 +130,10 @@ func (s *signers) key(member string) (ed25519.PrivateKey, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		seed, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-		if derr != nil || len(seed) != ed25519.SeedSize {
-			return nil, fmt.Errorf("coapp: member key file %s is damaged", path)
+		k, err := s.decode(member, path, b)
+		if err != nil {
+			return nil, err
 		}
-		k := ed25519.NewKeyFromSeed(seed)
 		s.keys[member] = k
 		return k, nil
 	case !errors.Is(err, os.ErrNotExist):
@@ -96,7 +146,11 @@ func (s *signers) key(member string) (ed25519.PrivateKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(path, []byte(base64.StdEncoding.EncodeToString(k.Seed())+"\n")); err != nil {
+	data, err := s.encode(member, k)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(path, data); err != nil {
 		return nil, err
 	}
 	s.keys[member] = k

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +327,43 @@ func TestMemberKeyRotation(t *testing.T) {
 	}
 	if got := ledgerSize(t, a); got != size {
 		t.Fatalf("refused rotations wrote %d entries", got-size)
+	}
+}
+
+// TestSealedMemberKeys keeps members' signing keys sealed with a
+// passphrase: the key file holds no seed in clear, the node signs after a
+// restart with the passphrase, and refuses to sign without it.
+func TestSealedMemberKeys(t *testing.T) {
+	cfg := nodeConfig(t.TempDir())
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Sealed", "coop-a", "n0"
+	cfg.MemberKeyPassphrase = []byte("correct horse battery staple")
+	n := mustStart(t, cfg)
+	ctx := testCtx(t)
+	if _, err := n.GiveConsent(ctx, "coop-a", consentRequest(anna, "dpv:ResearchAndDevelopment")); err != nil {
+		t.Fatal(err)
+	}
+	key, err := n.signers.key("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(n.signers.path("coop-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(file, []byte(memberKeyFormat)) || bytes.Contains(file, []byte(base64.StdEncoding.EncodeToString(key.Seed()))) {
+		t.Fatalf("the key file is not sealed:\n%s", file)
+	}
+	n.Close(ctx)
+
+	wrong := cfg
+	wrong.MemberKeyPassphrase = nil
+	n2 := mustStart(t, wrong)
+	if _, err := n2.GiveConsent(ctx, "coop-a", consentRequest("bo", "dpv:ResearchAndDevelopment")); err == nil {
+		t.Fatal("the node signed without the passphrase")
+	}
+	n2.Close(ctx)
+	n3 := mustStart(t, cfg)
+	if _, err := n3.GiveConsent(ctx, "coop-a", consentRequest("bo", "dpv:ResearchAndDevelopment")); err != nil {
+		t.Fatalf("after a restart with the passphrase: %v", err)
 	}
 }

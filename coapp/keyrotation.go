@@ -3,7 +3,6 @@ package coapp
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -108,7 +107,11 @@ func (n *Node) rotateMemberKey(ctx context.Context, r *http.Request, member stri
 	path := n.signers.path(member)
 	next := path + ".next"
 	_ = os.Remove(next)
-	if err := writeFileSync(next, []byte(base64.StdEncoding.EncodeToString(priv.Seed())+"\n")); err != nil {
+	data, err := n.signers.encode(member, priv)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(next, data); err != nil {
 		return nil, err
 	}
 	at := time.Now().UTC()

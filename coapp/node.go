@@ -70,6 +70,11 @@ type Config struct {
 	KeyFile       string
 	KeyPassphrase []byte
 
+	// MemberKeyPassphrase, when set, seals the members' signing keys this
+	// node keeps in Dir/members/ (Argon2id, then XChaCha20-Poly1305).
+	// Default: unsealed, mode 0600.
+	MemberKeyPassphrase []byte
+
 	// TLS, when set, makes both the Raft transport and the HTTP API mutual
 	// TLS.
 	TLS TLSFiles
@@ -174,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, invalid("join", "cannot both bootstrap and join")
 	}
 	n := &Node{cfg: cfg, logger: logging.Discard(cfg.Logger), view: newView(), metrics: newMetrics()}
-	n.signers = signers{dir: cfg.Dir, keys: map[string]ed25519.PrivateKey{}}
+	n.signers = signers{dir: cfg.Dir, passphrase: cfg.MemberKeyPassphrase, keys: map[string]ed25519.PrivateKey{}}
 	if err := n.start(ctx); err != nil {
 		_ = n.Close(context.Background())
 		return nil, err

@@ -26,10 +26,10 @@ import (
 const keyFileFormat = "coapp-keyfile/v1"
 
 type keyFileJSON struct {
-	Format  string        `json:"format"`
-	Current uint32        `json:"current"`
-	Keys    []keyJSON     `json:"keys,omitempty"`
-	Sealed  *sealedKeyset `json:"sealed,omitempty"`
+	Format  string         `json:"format"`
+	Current uint32         `json:"current"`
+	Keys    []keyJSON      `json:"keys,omitempty"`
+	Sealed  *PassphraseBox `json:"sealed,omitempty"`
 }
 
 type keyJSON struct {
@@ -37,7 +37,11 @@ type keyJSON struct {
 	Secret  string `json:"secret"`
 }
 
-type sealedKeyset struct {
+// PassphraseBox is data sealed with a passphrase: a key derived with
+// Argon2id (its parameters and salt recorded), then XChaCha20-Poly1305.
+// Key files use it, and so do other secrets kept on disk (members' signing
+// keys).
+type PassphraseBox struct {
 	KDF       string `json:"kdf"`
 	Time      uint32 `json:"time"`
 	MemoryKiB uint32 `json:"memory_kib"`
@@ -67,16 +71,9 @@ func WriteKeyFile(path string, k *Keyring, passphrase []byte) error {
 		if err != nil {
 			return err
 		}
-		var salt [16]byte
-		if _, err := rand.Read(salt[:]); err != nil {
+		if kf.Sealed, err = SealWithPassphrase(plain, passphrase, []byte(keyFileFormat)); err != nil {
 			return err
 		}
-		box, err := Seal(passphraseKey(passphrase, salt[:], argonTime, argonMemoryKiB, uint8(argonThreads)), plain, []byte(keyFileFormat))
-		if err != nil {
-			return err
-		}
-		kf.Sealed = &sealedKeyset{KDF: "argon2id", Time: argonTime, MemoryKiB: argonMemoryKiB, Threads: uint8(argonThreads),
-			Salt: base64.StdEncoding.EncodeToString(salt[:]), Box: base64.StdEncoding.EncodeToString(box)}
 	}
 	data, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
@@ -91,6 +88,43 @@ func WriteKeyFile(path string, k *Keyring, passphrase []byte) error {
 		return fmt.Errorf("pseudonym: write key file: %w", err)
 	}
 	return nil
+}
+
+// SealWithPassphrase seals plain with a key derived from passphrase
+// (Argon2id, 3 passes over 64 MiB, a random salt), bound to additional.
+func SealWithPassphrase(plain, passphrase, additional []byte) (*PassphraseBox, error) {
+	if len(passphrase) == 0 {
+		return nil, fmt.Errorf("%w: empty passphrase", ErrInvalid)
+	}
+	var salt [16]byte
+	if _, err := rand.Read(salt[:]); err != nil {
+		return nil, err
+	}
+	box, err := Seal(passphraseKey(passphrase, salt[:], argonTime, argonMemoryKiB, uint8(argonThreads)), plain, additional)
+	if err != nil {
+		return nil, err
+	}
+	return &PassphraseBox{KDF: "argon2id", Time: argonTime, MemoryKiB: argonMemoryKiB, Threads: uint8(argonThreads),
+		Salt: base64.StdEncoding.EncodeToString(salt[:]), Box: base64.StdEncoding.EncodeToString(box)}, nil
+}
+
+// Open opens a box sealed with SealWithPassphrase: a wrong passphrase or
+// damaged box gives an error wrapping ErrDecrypt, a malformed one
+// ErrInvalid.
+func (b *PassphraseBox) Open(passphrase, additional []byte) ([]byte, error) {
+	if len(passphrase) == 0 {
+		return nil, fmt.Errorf("%w: sealed with a passphrase; a passphrase is needed", ErrDecrypt)
+	}
+	salt, err1 := base64.StdEncoding.DecodeString(b.Salt)
+	box, err2 := base64.StdEncoding.DecodeString(b.Box)
+	if b.KDF != "argon2id" || err1 != nil || err2 != nil || b.Time == 0 || b.MemoryKiB == 0 || b.Threads == 0 || b.MemoryKiB > 4<<20 || b.Time > 100 {
+		return nil, fmt.Errorf("%w: malformed sealed box", ErrInvalid)
+	}
+	plain, err := Open(passphraseKey(passphrase, salt, b.Time, b.MemoryKiB, b.Threads), box, additional)
+	if err != nil {
+		return nil, fmt.Errorf("%w: wrong passphrase or damaged box", ErrDecrypt)
+	}
+	return plain, nil
 }
 
 func passphraseKey(passphrase, salt []byte, time, memKiB uint32, threads uint8) Secret {
@@ -116,15 +150,9 @@ func ReadKeyFile(path string, passphrase []byte) (*Keyring, error) {
 		if len(passphrase) == 0 {
 			return nil, fmt.Errorf("%w: the key file is sealed; a passphrase is needed", ErrDecrypt)
 		}
-		s := kf.Sealed
-		salt, err1 := base64.StdEncoding.DecodeString(s.Salt)
-		box, err2 := base64.StdEncoding.DecodeString(s.Box)
-		if s.KDF != "argon2id" || err1 != nil || err2 != nil || s.Time == 0 || s.MemoryKiB == 0 || s.Threads == 0 {
-			return nil, fmt.Errorf("%w: malformed sealed key set", ErrInvalid)
-		}
-		plain, err := Open(passphraseKey(passphrase, salt, s.Time, s.MemoryKiB, s.Threads), box, []byte(keyFileFormat))
+		plain, err := kf.Sealed.Open(passphrase, []byte(keyFileFormat))
 		if err != nil {
-			return nil, fmt.Errorf("%w: wrong passphrase or damaged key file", ErrDecrypt)
+			return nil, err
 		}
 		if err := json.Unmarshal(plain, &keys); err != nil {
 			return nil, fmt.Errorf("%w: malformed sealed key set", ErrInvalid)

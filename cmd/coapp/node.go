@@ -33,6 +33,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	voter := f.bool("voter", true, "join as a voter; --voter=false joins as a non-voting read replica")
 	keys := f.string("keys", "", "the federation's key file (default: <dir>/keys.json, created by --bootstrap)")
 	keysPass := f.string("keys-passphrase-file", "", "file holding the passphrase that seals the key file")
+	memberPass := f.string("member-keys-passphrase-file", "", "file holding the passphrase that seals the members' signing keys in <dir>/members/")
 	cert := f.string("tls-cert", "", "PEM certificate for mutual TLS (Raft and HTTP)")
 	key := f.string("tls-key", "", "PEM key for --tls-cert")
 	ca := f.string("tls-ca", "", "PEM CA that signs every node's and client's certificate")
@@ -93,29 +94,34 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	memberPassphrase, err := readPassphrase(*memberPass)
+	if err != nil {
+		return err
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := coapp.Open(startCtx, coapp.Config{
-		Dir:             *dir,
-		NodeID:          *id,
-		HTTPAddr:        *httpAddr,
-		HTTPAdvertise:   *httpAdv,
-		RaftAddr:        *raftAddr,
-		RaftAdvertise:   *raftAdv,
-		Bootstrap:       *bootstrap,
-		Federation:      *federation,
-		Member:          *member,
-		FoundingMembers: foundingMembers,
-		Rules:           rules,
-		Join:            *join,
-		JoinToken:       *token,
-		NonVoter:        !*voter,
-		KeyFile:         *keys,
-		KeyPassphrase:   passphrase,
-		TLS:             coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
-		MaxBodyBytes:    int64(*maxBody),
-		Logger:          logger,
-		Ledger:          tune,
+		Dir:                 *dir,
+		NodeID:              *id,
+		HTTPAddr:            *httpAddr,
+		HTTPAdvertise:       *httpAdv,
+		RaftAddr:            *raftAddr,
+		RaftAdvertise:       *raftAdv,
+		Bootstrap:           *bootstrap,
+		Federation:          *federation,
+		Member:              *member,
+		FoundingMembers:     foundingMembers,
+		Rules:               rules,
+		Join:                *join,
+		JoinToken:           *token,
+		NonVoter:            !*voter,
+		KeyFile:             *keys,
+		KeyPassphrase:       passphrase,
+		MemberKeyPassphrase: memberPassphrase,
+		TLS:                 coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
+		MaxBodyBytes:        int64(*maxBody),
+		Logger:              logger,
+		Ledger:              tune,
 	})
 	if err != nil {
 		return err
