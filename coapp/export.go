@@ -410,17 +410,32 @@ func (ew *exportWriter) flush() error {
 	return ew.csv.Error()
 }
 
-// run exports as planned into w, reading the ledger once: every row that
-// may be released goes, encoded, to a scratch file in dir with its
-// quasi-identifier group, while the groups' people are counted; then the
-// rows of groups of at least k people are copied from it to w.
-func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Writer) (ExportAudit, error) {
+// preparedExport is an export computed and waiting in a scratch file:
+// every row that may be released, encoded, with its quasi-identifier
+// group, and the groups' people (up to k). Its rows are read twice: once
+// to hash what will be released (for the audit entry), once to release
+// it; the ledger is read once.
+type preparedExport struct {
+	scratch *os.File
+	format  string
+	columns []string
+	k       int
+	people  []int // by group number: distinct people, up to k
+	st      scanStats
+}
+
+// prepare reads the ledger once, as planned, into a scratch file in dir.
+func (n *Node) prepare(v *ledger.View, p *exportPlan, format, dir string) (_ *preparedExport, err error) {
 	scratch, err := os.CreateTemp(dir, "export-scratch-*.tmp")
 	if err != nil {
-		return ExportAudit{}, err
+		return nil, err
 	}
-	defer os.Remove(scratch.Name())
-	defer scratch.Close()
+	defer func() {
+		if err != nil {
+			scratch.Close()
+			os.Remove(scratch.Name())
+		}
+	}()
 	sw := bufio.NewWriterSize(scratch, 256<<10)
 	var st scanStats
 	// Each group's number in the scratch file and its people (up to k).
@@ -464,21 +479,37 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Write
 		err = sw.Flush()
 	}
 	if err != nil {
-		return ExportAudit{}, err
+		return nil, err
 	}
-	if _, err := scratch.Seek(0, io.SeekStart); err != nil {
+	pe := &preparedExport{scratch: scratch, format: format, columns: p.columns, k: p.d.K, st: st, people: make([]int, len(byID))}
+	for i, gs := range byID {
+		pe.people[i] = len(gs.people)
+	}
+	return pe, nil
+}
+
+// close removes the scratch file.
+func (pe *preparedExport) close() {
+	pe.scratch.Close()
+	os.Remove(pe.scratch.Name())
+}
+
+// writeTo writes the rows of groups of at least k people to w (the CSV
+// header first) and returns the audit's counts and the output's SHA-256.
+func (pe *preparedExport) writeTo(w io.Writer) (ExportAudit, error) {
+	if _, err := pe.scratch.Seek(0, io.SeekStart); err != nil {
 		return ExportAudit{}, err
 	}
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
-	if format == "csv" {
-		hw := newExportWriter(format, p.columns, bw)
+	if pe.format == "csv" {
+		hw := newExportWriter(pe.format, pe.columns, bw)
 		if err := hw.flush(); err != nil { // the header
 			return ExportAudit{}, err
 		}
 	}
 	var a ExportAudit
-	rd := bufio.NewReaderSize(scratch, 256<<10)
+	rd := bufio.NewReaderSize(pe.scratch, 256<<10)
 	buf := make([]byte, 0, 4096)
 	for {
 		id, err := binary.ReadUvarint(rd)
@@ -489,8 +520,8 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Write
 			return ExportAudit{}, err
 		}
 		size, err := binary.ReadUvarint(rd)
-		if err != nil {
-			return ExportAudit{}, err
+		if err != nil || id >= uint64(len(pe.people)) || size > 16<<20 {
+			return ExportAudit{}, fmt.Errorf("coapp: export scratch file damaged")
 		}
 		if uint64(cap(buf)) < size {
 			buf = make([]byte, size)
@@ -499,7 +530,7 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Write
 		if _, err := io.ReadFull(rd, buf); err != nil {
 			return ExportAudit{}, err
 		}
-		if len(byID[id].people) < p.d.K {
+		if pe.people[id] < pe.k {
 			a.Suppressed++
 			continue
 		}
@@ -511,7 +542,7 @@ func (n *Node) run(v *ledger.View, p *exportPlan, format, dir string, w io.Write
 	if err := bw.Flush(); err != nil {
 		return ExportAudit{}, err
 	}
-	a.NoConsent, a.Erased = st.noConsent, st.erased
+	a.NoConsent, a.Erased = pe.st.noConsent, pe.st.erased
 	a.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return a, nil
 }
@@ -556,21 +587,23 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	// The export goes to a temporary file beside the ledger (dataset
 	// pseudonyms only), its audit entry into the ledger, and only then the
 	// file to w.
-	tmp, err := os.CreateTemp(n.cfg.Dir, "export-*.tmp")
-	if err != nil {
-		return ExportAudit{}, err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	var audit ExportAudit
-	err = n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+	// The export is computed into a scratch file beside the ledger
+	// (dataset pseudonyms only) and hashed, its audit entry appended, and
+	// only then the same rows written to w.
+	var pe *preparedExport
+	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
 		p, err := n.plan(v, d, req.Purpose, asOf, applied-1)
 		if err != nil {
 			return err
 		}
-		audit, err = n.run(v, p, format, n.cfg.Dir, tmp)
+		pe, err = n.prepare(v, p, format, n.cfg.Dir)
 		return err
 	})
+	if err != nil {
+		return ExportAudit{}, err
+	}
+	defer pe.close()
+	audit, err := pe.writeTo(io.Discard)
 	if err != nil {
 		return ExportAudit{}, err
 	}
@@ -587,10 +620,7 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	if before != nil {
 		before(audit)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return audit, err
-	}
-	if _, err := io.Copy(w, bufio.NewReaderSize(tmp, 256<<10)); err != nil {
+	if _, err := pe.writeTo(w); err != nil {
 		return audit, err
 	}
 	n.logger.Info("dataset exported", "member", member, "dataset", d.Name, "as_of", asOf, "rows", audit.Rows, "suppressed", audit.Suppressed, "audit_index", index)
