@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"coapp.coop/coapp/client"
 	"coapp.coop/consent"
+	"coapp.coop/ledger"
 	"coapp.coop/pseudonym"
 )
 
@@ -446,5 +448,69 @@ func TestRemovedMemberLosesGrants(t *testing.T) {
 	}
 	if ms, _ := a.Members(ctx); strings.Join(ms, ",") != "coop-a,coop-c" {
 		t.Fatalf("members after the removal: %v", ms)
+	}
+}
+
+// TestFoundingKeysInGenesis founds a federation whose genesis holds the
+// founder's key and a founding member's key (both made with
+// CreateMemberKey in the node's directory): both sign from the start,
+// without registering a key by their first entry.
+func TestFoundingKeysInGenesis(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := CreateMemberKey(dir, "coop-a", nil); err != nil {
+		t.Fatal(err)
+	}
+	pubB, err := CreateMemberKey(dir, "coop-b", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CreateMemberKey(dir, "coop-b", nil); err == nil {
+		t.Fatal("CreateMemberKey replaced a key")
+	}
+	cfg := nodeConfig(dir)
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.NodeID = true, "Keys", "coop-a", "n0"
+	cfg.FoundingMembers = []string{"coop-b"}
+	cfg.FoundingKeys = map[string]ed25519.PublicKey{"coop-b": pubB}
+	n := mustStart(t, cfg)
+	ctx := testCtx(t)
+	founder, _ := n.signers.key("coop-a")
+	if k, ok := n.view.memberKeyAt("coop-a", 0); !ok || !k.Equal(founder.Public()) {
+		t.Fatalf("the founder's key at genesis: %v", k)
+	}
+	if k, ok := n.view.memberKeyAt("coop-b", 0); !ok || !k.Equal(pubB) {
+		t.Fatalf("coop-b's key at genesis: %v", k)
+	}
+	a := client.New(n.URL(), readToken(t, dir))
+	tb, _ := a.CreateToken(ctx, "coop-b", false)
+	p, err := client.New(n.URL(), tb.Token).Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-c"})
+	if err != nil {
+		t.Fatalf("coop-b proposing with its own key: %v", err)
+	}
+	if _, err := a.Vote(ctx, p.ID, "yes"); err != nil {
+		t.Fatal(err)
+	}
+	registered := 0
+	if err := n.Ledger().Read(ctx, ledger.Stale, func(v *ledger.View) error {
+		for e, err := range v.Entries(0, v.Size()) {
+			if err != nil {
+				return err
+			}
+			if e.Kind == KindMemberKey {
+				registered++
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if registered != 0 {
+		t.Fatalf("%d member keys registered by first use; the genesis holds them", registered)
+	}
+
+	bad := nodeConfig(t.TempDir())
+	bad.Bootstrap, bad.Federation, bad.Member = true, "Bad", "coop-a"
+	bad.FoundingKeys = map[string]ed25519.PublicKey{"coop-z": pubB} // not a founding member
+	if _, err := Open(ctx, bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a key for a member who is not founding: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,13 @@ type Config struct {
 	// for Bootstrap.
 	FoundingMembers []string
 	Rules           Rules
+	// FoundingKeys are founding members' (and the founder's) Ed25519
+	// public keys, written into the genesis; each member keeps its private
+	// key in a key file on its node (see CreateMemberKey). The founder's
+	// key also goes into the genesis when the bootstrapping node holds it
+	// already. A member without a key in the genesis registers one with
+	// its first signed entry, on the node where it signs.
+	FoundingKeys map[string]ed25519.PublicKey
 
 	// Join is the URL of any node's HTTP API, to join its federation on
 	// first start, authenticated by JoinToken (an admin token). NonVoter
@@ -151,6 +159,22 @@ func (n *Node) loadKeys() error {
 	}
 	n.logger.Info("created the federation's key file; copy it to every node that joins", "key_file", path)
 	return nil
+}
+
+// CreateMemberKey makes a member's Ed25519 signing key in the key file a
+// node reads from dir (dir/members/, sealed with passphrase unless it is
+// empty) and returns its public key, for FoundingKeys or to check. It
+// refuses to replace an existing key file.
+func CreateMemberKey(dir, member string, passphrase []byte) (ed25519.PublicKey, error) {
+	s := signers{dir: dir, passphrase: passphrase, keys: map[string]ed25519.PrivateKey{}}
+	if _, err := os.Stat(s.path(member)); err == nil {
+		return nil, fmt.Errorf("coapp: %s already holds a key for %s", s.path(member), member)
+	}
+	k, err := s.key(member)
+	if err != nil {
+		return nil, err
+	}
+	return k.Public().(ed25519.PublicKey), nil
 }
 
 // AdminTokenFile is where a bootstrapping node writes the founding
@@ -315,13 +339,31 @@ func (n *Node) bootstrap(ctx context.Context) error {
 			return invalid(fmt.Sprintf("founding_members[%d]", i), "a member id: 1 to 64 characters of [a-z0-9._-]")
 		}
 	}
+	memberKeys := map[string][]byte{}
+	for m, pub := range n.cfg.FoundingKeys {
+		if len(pub) != ed25519.PublicKeySize || (m != n.cfg.Member && !slices.Contains(n.cfg.FoundingMembers, m)) {
+			return invalid("founding_keys."+m, "an Ed25519 public key of a founding member")
+		}
+		memberKeys[m] = pub
+	}
+	// The founder's key goes into the genesis when this node already
+	// holds it (made with CreateMemberKey, coapp keys member).
+	if _, given := memberKeys[n.cfg.Member]; !given {
+		if _, err := os.Stat(n.signers.path(n.cfg.Member)); err == nil {
+			founderKey, err := n.signers.key(n.cfg.Member)
+			if err != nil {
+				return err
+			}
+			memberKeys[n.cfg.Member] = founderKey.Public().(ed25519.PublicKey)
+		}
+	}
 	token, op, err := newToken(n.cfg.Member, true)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
 	entries := []ledger.Entry{
-		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers, Rules: &rules}),
+		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers, Rules: &rules, MemberKeys: memberKeys}),
 		systemEntry(KindNode, n.cfg.Member, now, n.selfInfo(true)),
 		systemEntry(KindToken, n.cfg.Member, now, op),
 	}

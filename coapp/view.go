@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"sort"
 	"sync"
 	"time"
 
@@ -30,6 +31,10 @@ type genesis struct {
 	// governance rules (defaults when absent).
 	Members []string `json:"members,omitempty"`
 	Rules   *Rules   `json:"rules,omitempty"`
+	// MemberKeys are founding members' Ed25519 public keys: the founder's,
+	// made by the bootstrapping node, and those given at bootstrap. A
+	// member without one registers its key with its first signed entry.
+	MemberKeys map[string][]byte `json:"member_keys,omitempty"`
 }
 
 // NodeInfo describes a node of the federation: its Raft and HTTP
@@ -118,6 +123,11 @@ func (v *view) apply(e ledger.Entry) {
 			}
 			if g.Rules != nil {
 				v.gov.rules = g.Rules.withDefaults()
+			}
+			for _, m := range sortedKeys(g.MemberKeys) {
+				if pub := g.MemberKeys[m]; len(pub) == ed25519.PublicKeySize {
+					v.setMemberKey(m, ed25519.PublicKey(pub), e.Index)
+				}
 			}
 		}
 	case KindNode:
@@ -330,4 +340,13 @@ func (v *view) consentRejection(index uint64) error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.rejected[index]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -206,6 +206,15 @@ func TestCommandLine(t *testing.T) {
 		t.Fatalf("restore: %v\n%s\nwant the node's root %s", err, out, info.Root)
 	}
 
+	// A member's key made for a node's directory, for --founding-members.
+	keyDir := t.TempDir()
+	if out, err := runCLI(t, "keys", "member", "--member", "coop-z", "--dir", keyDir); err != nil || !strings.HasPrefix(out, "coop-z=") {
+		t.Fatalf("keys member: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "keys", "member", "--member", "coop-z", "--dir", keyDir); err == nil {
+		t.Error("keys member replaced a key")
+	}
+
 	// Mistakes get a usage error and exit code 2.
 	for _, args := range [][]string{
 		{},

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"coapp.coop/coapp"
 	"coapp.coop/pseudonym"
 )
 
@@ -29,8 +31,11 @@ func readPassphrase(path string) ([]byte, error) {
 }
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "member" {
+		return runMemberKey(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "init" {
-		return usageError{"keys init --out FILE [--passphrase-file FILE]"}
+		return usageError{"keys init --out FILE [--passphrase-file FILE] | keys member --member M --dir DIR [--passphrase-file FILE]"}
 	}
 	f := newFlags("keys init", stderr)
 	out := f.String("out", "", "where to write the new key file")
@@ -108,4 +113,29 @@ func runSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return printJSON(stdout, v)
 	}
 	return usageError{"schemas | schemas put FILE"}
+}
+
+// runMemberKey makes a member's signing key in a node's directory and
+// prints its public key, for --founding-members M=KEY at bootstrap.
+func runMemberKey(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("keys member", stderr)
+	member := f.String("member", "", "the member whose key this is")
+	dir := f.String("dir", "", "the data directory of the node that will sign for the member")
+	pass := f.String("passphrase-file", "", "seal the key with the passphrase in this file (the node's --member-keys-passphrase-file)")
+	if err := f.parse(args, 0); err != nil {
+		return err
+	}
+	if *member == "" || *dir == "" {
+		return usageError{"keys member --member M --dir DIR [--passphrase-file FILE]"}
+	}
+	passphrase, err := readPassphrase(*pass)
+	if err != nil {
+		return err
+	}
+	pub, err := coapp.CreateMemberKey(*dir, *member, passphrase)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s=%s\n", *member, base64.StdEncoding.EncodeToString(pub))
+	return err
 }

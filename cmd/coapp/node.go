@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,7 +26,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	bootstrap := f.bool("bootstrap", false, "start a new federation (with --federation)")
 	federation := f.string("federation", "", "the new federation's name, with --bootstrap")
 	member := f.string("member", "founder", "the founding member's id, with --bootstrap")
-	founding := f.string("founding-members", "", "comma-separated members besides the founder, with --bootstrap")
+	founding := f.string("founding-members", "", "comma-separated members besides the founder, each optionally with its public key as M=KEY (from coapp keys member), with --bootstrap")
 	majority := f.string("majority", "0.5", "a proposal passes with yes votes from more than this fraction of all members, with --bootstrap")
 	quorum := f.string("quorum", "0.5", "the fraction of all members who must vote, with --bootstrap")
 	lifetime := f.string("proposal-lifetime", "P14D", "how long a proposal is open (ISO 8601 duration), with --bootstrap")
@@ -84,9 +86,19 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	rules.Lifetime = *lifetime
 	var foundingMembers []string
+	foundingKeys := map[string]ed25519.PublicKey{}
 	for _, m := range strings.Split(*founding, ",") {
-		if m = strings.TrimSpace(m); m != "" {
-			foundingMembers = append(foundingMembers, m)
+		m, key, hasKey := strings.Cut(strings.TrimSpace(m), "=")
+		if m == "" {
+			continue
+		}
+		foundingMembers = append(foundingMembers, m)
+		if hasKey {
+			pub, err := base64.StdEncoding.DecodeString(key)
+			if err != nil || len(pub) != ed25519.PublicKeySize {
+				return usageError{fmt.Sprintf("--founding-members: %s's key is not a base64 Ed25519 public key", m)}
+			}
+			foundingKeys[m] = pub
 		}
 	}
 
@@ -118,6 +130,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		KeyFile:             *keys,
 		KeyPassphrase:       passphrase,
 		MemberKeyPassphrase: memberPassphrase,
+		FoundingKeys:        foundingKeys,
 		TLS:                 coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
 		MaxBodyBytes:        int64(*maxBody),
 		Logger:              logger,
