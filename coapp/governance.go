@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 
@@ -61,6 +62,28 @@ type Rules struct {
 	// Lifetime is how long a proposal is open, as an ISO 8601 duration.
 	// Default P14D.
 	Lifetime string `json:"lifetime"`
+	// Committees hold delegated powers: a proposal of a kind a committee
+	// may decide, put to that committee, is voted by its members alone,
+	// under the same majority and quorum, counted over the committee.
+	Committees []Committee `json:"committees,omitempty"`
+}
+
+// Committee is a group of members with delegated powers: the proposal
+// kinds it decides ("dataset", "grant").
+type Committee struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+	Powers  []string `json:"powers"`
+}
+
+// committee returns the committee of that name.
+func (r *Rules) committee(name string) (*Committee, bool) {
+	for i := range r.Committees {
+		if r.Committees[i].Name == name {
+			return &r.Committees[i], true
+		}
+	}
+	return nil, false
 }
 
 func (r Rules) withDefaults() Rules {
@@ -86,6 +109,22 @@ func (r Rules) validate() error {
 	if end, err := consent.AddDuration(time.Unix(0, 0), r.Lifetime); err != nil || !end.After(time.Unix(0, 0)) {
 		return invalid("rules.lifetime", "a positive ISO 8601 duration, such as P14D")
 	}
+	names := map[string]bool{}
+	for i, c := range r.Committees {
+		at := fmt.Sprintf("rules.committees[%d]", i)
+		if !memberPattern.MatchString(c.Name) || names[c.Name] {
+			return invalid(at+".name", "a new name of [a-z0-9._-]")
+		}
+		names[c.Name] = true
+		if len(c.Members) == 0 {
+			return invalid(at+".members", "at least one member")
+		}
+		for j, p := range c.Powers {
+			if p != ProposeDataset && p != ProposeGrant {
+				return invalid(fmt.Sprintf("%s.powers[%d]", at, j), "dataset or grant: admitting and removing members is for all members")
+			}
+		}
+	}
 	return nil
 }
 
@@ -105,6 +144,9 @@ type Proposal struct {
 	Member  string    `json:"member,omitempty"`
 	Dataset *Dataset  `json:"dataset,omitempty"`
 	Grant   *Grant    `json:"grant,omitempty"`
+	// Committee, when set, puts the proposal to that committee of the
+	// rules, which must hold the power to decide its kind.
+	Committee string `json:"committee,omitempty"`
 	// At is when it was proposed; it closes at At plus the rules'
 	// lifetime.
 	At time.Time `json:"at"`
@@ -266,6 +308,17 @@ func (v *view) checkProposal(member string, p *Proposal) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
+	if p.Committee != "" {
+		c, ok := g.rules.committee(p.Committee)
+		switch {
+		case !ok:
+			return invalid("committee", "no committee %s in the rules", p.Committee)
+		case !slices.Contains(c.Powers, p.Kind):
+			return invalid("committee", "committee %s cannot decide a %s proposal", p.Committee, p.Kind)
+		case !slices.Contains(c.Members, member):
+			return fmt.Errorf("%w: %s is not on committee %s", ErrNotMember, member, p.Committee)
+		}
+	}
 	if _, dup := g.proposals[p.ID]; dup {
 		return invalid("id", "a proposal with this id exists")
 	}
@@ -341,6 +394,11 @@ func (v *view) checkVote(member string, vt *Vote) (*ProposalStatus, error) {
 	if _, voted := ps.Votes[member]; voted {
 		return nil, ErrVoted
 	}
+	if ps.Committee != "" {
+		if c, ok := g.rules.committee(ps.Committee); !ok || !slices.Contains(c.Members, member) {
+			return nil, fmt.Errorf("%w: %s is not on committee %s", ErrNotMember, member, ps.Committee)
+		}
+	}
 	return ps, nil
 }
 
@@ -350,7 +408,19 @@ func (v *view) tally(ps *ProposalStatus, index uint64) {
 	g := v.gov
 	n := 0
 	yes, cast := 0, 0
-	for m := range g.members {
+	electorate := g.members
+	if ps.Committee != "" {
+		// The committee's members who are still members of the federation.
+		electorate = map[string]bool{}
+		if c, ok := g.rules.committee(ps.Committee); ok {
+			for _, m := range c.Members {
+				if g.members[m] {
+					electorate[m] = true
+				}
+			}
+		}
+	}
+	for m := range electorate {
 		n++
 		if c, ok := ps.Votes[m]; ok {
 			cast++

@@ -514,3 +514,44 @@ func TestFoundingKeysInGenesis(t *testing.T) {
 		t.Fatalf("a key for a member who is not founding: %v", err)
 	}
 }
+
+// TestCommittee delegates datasets and grants to a committee of two of the
+// three members: its members alone vote, counted over the committee; the
+// others cannot vote or propose to it, and it cannot admit members.
+func TestCommittee(t *testing.T) {
+	rules := Rules{Committees: []Committee{{Name: "data", Members: []string{"coop-a", "coop-b"}, Powers: []string{ProposeDataset, ProposeGrant}}}}
+	_, cl, _ := smallFederation(t, rules, []string{"coop-b", "coop-c"})
+	ctx := testCtx(t)
+	a, b, c := cl["coop-a"], cl["coop-b"], cl["coop-c"]
+	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
+	p, err := a.Propose(ctx, Proposal{Kind: ProposeDataset, Dataset: &ds, Committee: "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = a.Vote(ctx, p.ID, "yes"); err != nil || p.Outcome != "open" {
+		t.Fatalf("one committee vote of two: %+v, %v", p, err)
+	}
+	if _, err := c.Vote(ctx, p.ID, "yes"); apiStatus(err) != http.StatusForbidden {
+		t.Fatalf("a member outside the committee voting: %v", err)
+	}
+	if p, err = b.Vote(ctx, p.ID, "yes"); err != nil || p.Outcome != "passed" || p.Electors != 2 {
+		t.Fatalf("both committee votes: %+v, %v", p, err)
+	}
+	if _, err := c.Propose(ctx, Proposal{Kind: ProposeGrant, Committee: "data", Grant: &Grant{Dataset: "d", Grantee: "coop-c", Purpose: "dpv:ResearchAndDevelopment", Until: time.Now().Add(time.Hour)}}); apiStatus(err) != http.StatusForbidden {
+		t.Fatalf("a member outside the committee proposing to it: %v", err)
+	}
+	if _, err := a.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-d", Committee: "data"}); apiStatus(err) != http.StatusBadRequest {
+		t.Fatalf("a committee admitting a member: %v", err)
+	}
+	if _, err := a.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-d", Committee: "nope"}); apiStatus(err) != http.StatusBadRequest {
+		t.Fatalf("an unknown committee: %v", err)
+	}
+
+	bad := nodeConfig(t.TempDir())
+	bad.Bootstrap, bad.Federation, bad.Member = true, "Bad", "coop-a"
+	bad.Rules = Rules{Committees: []Committee{{Name: "x", Members: []string{"coop-z"}, Powers: []string{ProposeGrant}}}}
+	if _, err := Open(ctx, bad); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a committee with a member who is not founding: %v", err)
+	}
+}

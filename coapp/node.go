@@ -339,6 +339,13 @@ func (n *Node) bootstrap(ctx context.Context) error {
 			return invalid(fmt.Sprintf("founding_members[%d]", i), "a member id: 1 to 64 characters of [a-z0-9._-]")
 		}
 	}
+	for i, c := range rules.Committees {
+		for j, m := range c.Members {
+			if m != n.cfg.Member && !slices.Contains(n.cfg.FoundingMembers, m) {
+				return invalid(fmt.Sprintf("rules.committees[%d].members[%d]", i, j), "%s is not a founding member", m)
+			}
+		}
+	}
 	memberKeys := map[string][]byte{}
 	for m, pub := range n.cfg.FoundingKeys {
 		if len(pub) != ed25519.PublicKeySize || (m != n.cfg.Member && !slices.Contains(n.cfg.FoundingMembers, m)) {

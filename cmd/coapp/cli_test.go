@@ -227,6 +227,7 @@ func TestCommandLine(t *testing.T) {
 		{"keys"},
 		{"schemas", "put"},
 		{"node", "--majority", "most"},
+		{"node", "--committees", "data"},
 		{"vote", "not-a-uuid", "yes"},
 		{"export", "harvests"},
 		{"consent", "withdraw", "not-a-uuid"},

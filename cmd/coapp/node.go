@@ -30,6 +30,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	majority := f.string("majority", "0.5", "a proposal passes with yes votes from more than this fraction of all members, with --bootstrap")
 	quorum := f.string("quorum", "0.5", "the fraction of all members who must vote, with --bootstrap")
 	lifetime := f.string("proposal-lifetime", "P14D", "how long a proposal is open (ISO 8601 duration), with --bootstrap")
+	committees := f.string("committees", "", `committees with delegated powers, with --bootstrap: "NAME=MEMBER,MEMBER:POWER,POWER;…" (powers: dataset, grant)`)
 	join := f.string("join", "", "URL of any node's HTTP API, to join its federation")
 	token := f.string("token", "", "admin token used to join")
 	voter := f.bool("voter", true, "join as a voter; --voter=false joins as a non-voting read replica")
@@ -85,6 +86,17 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{"--quorum must be a number, such as 0.5"}
 	}
 	rules.Lifetime = *lifetime
+	for _, spec := range strings.Split(*committees, ";") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		name, rest, ok1 := strings.Cut(spec, "=")
+		members, powers, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 {
+			return usageError{`--committees: each committee is NAME=MEMBER,MEMBER:POWER,POWER`}
+		}
+		rules.Committees = append(rules.Committees, coapp.Committee{Name: name, Members: strings.Split(members, ","), Powers: strings.Split(powers, ",")})
+	}
 	var foundingMembers []string
 	foundingKeys := map[string]ed25519.PublicKey{}
 	for _, m := range strings.Split(*founding, ",") {

@@ -421,19 +421,20 @@ func (c *Client) MemberKey(ctx context.Context, member string) (ed25519.PublicKe
 // Proposal is a proposal put to the members' vote, with its votes and
 // outcome ("open", "passed" or "failed").
 type Proposal struct {
-	ID       uuid.UUID         `json:"id"`
-	Kind     string            `json:"kind"`
-	Member   string            `json:"member,omitempty"`
-	Dataset  json.RawMessage   `json:"dataset,omitempty"`
-	Grant    json.RawMessage   `json:"grant,omitempty"`
-	At       time.Time         `json:"at"`
-	Proposer string            `json:"proposer"`
-	Index    uint64            `json:"index"`
-	Closes   time.Time         `json:"closes"`
-	Votes    map[string]string `json:"votes"`
-	Outcome  string            `json:"outcome"`
-	Decided  uint64            `json:"decided,omitempty"`
-	Electors int               `json:"electors,omitempty"`
+	ID        uuid.UUID         `json:"id"`
+	Kind      string            `json:"kind"`
+	Member    string            `json:"member,omitempty"`
+	Dataset   json.RawMessage   `json:"dataset,omitempty"`
+	Grant     json.RawMessage   `json:"grant,omitempty"`
+	Committee string            `json:"committee,omitempty"`
+	At        time.Time         `json:"at"`
+	Proposer  string            `json:"proposer"`
+	Index     uint64            `json:"index"`
+	Closes    time.Time         `json:"closes"`
+	Votes     map[string]string `json:"votes"`
+	Outcome   string            `json:"outcome"`
+	Decided   uint64            `json:"decided,omitempty"`
+	Electors  int               `json:"electors,omitempty"`
 }
 
 // Propose puts a proposal to the vote as the calling member; p marshals to
