@@ -569,9 +569,11 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 	var err error
 	for attempt := 0; ; attempt++ {
 		rs, err = n.sealAndAppend(ctx, preps)
-		if errors.Is(err, ledger.ErrKeyConflict) || errors.Is(err, ledger.ErrKeyDestroyed) || errors.Is(err, ledger.ErrNotFound) {
-			// The remembered keys were stale: read them again.
-			n.cache.forgetSubjects()
+		var ke *ledger.KeyError
+		if errors.As(err, &ke) {
+			// That remembered key was stale, or another writer created
+			// it first: read it again.
+			n.cache.forgetKey(ke.Name)
 		}
 		if attempt < 3 && errors.Is(err, ledger.ErrKeyConflict) {
 			continue
@@ -596,7 +598,7 @@ func (n *Node) sealAndAppend(ctx context.Context, preps []prepared) ([]ledger.Re
 	for i := range preps {
 		subjects[i] = preps[i].payload.Subject
 	}
-	keys, reqs, err := n.subjectKeys(ctx, subjects)
+	keys, reqs, created, err := n.subjectKeys(ctx, subjects)
 	if err != nil {
 		return nil, err
 	}
@@ -616,6 +618,11 @@ func (n *Node) sealAndAppend(ctx context.Context, preps []prepared) ([]ledger.Re
 	start := time.Now()
 	rs, err := n.ledger.AppendWithKeys(ctx, reqs, entries...)
 	n.metrics.appendLatency(time.Since(start), err)
+	if err == nil {
+		for s, k := range created {
+			n.cache.rememberSubject(s, k)
+		}
+	}
 	return rs, err
 }
 

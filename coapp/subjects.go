@@ -75,12 +75,17 @@ func (c *keyCache) rememberSubject(p pseudonym.Pseudonym, k *subjectKey) {
 	c.subjects[p] = k
 }
 
-// forgetSubjects drops every remembered subject key (after an Append found
-// one stale).
-func (c *keyCache) forgetSubjects() {
+// forgetKey drops the remembered subject key of that name (an Append
+// found it stale).
+func (c *keyCache) forgetKey(name []byte) {
 	c.mu.Lock()
-	c.subjects = nil
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	for p, k := range c.subjects {
+		if string(k.name) == string(name) {
+			delete(c.subjects, p)
+			return
+		}
+	}
 }
 
 // forget drops erased subjects' keys from memory.
@@ -119,8 +124,11 @@ func (c *keyCache) unwrap(k *pseudonym.Keyring, name, wrapped []byte) (pseudonym
 // subjectKeys returns the data key of each subject, read from the ledger on
 // this node (the leader, when publishing), creating the missing ones; and
 // the key requirements that tie an Append to exactly those keys.
-func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) (map[pseudonym.Pseudonym]pseudonym.Secret, []ledger.KeyRequirement, error) {
+func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) (map[pseudonym.Pseudonym]pseudonym.Secret, []ledger.KeyRequirement, map[pseudonym.Pseudonym]*subjectKey, error) {
 	keys := make(map[pseudonym.Pseudonym]pseudonym.Secret, len(subjects))
+	// Keys created here are remembered only once the Append that creates
+	// them succeeds (see sealAndAppend): another writer may win the race.
+	created := map[pseudonym.Pseudonym]*subjectKey{}
 	reqs := make([]ledger.KeyRequirement, 0, len(subjects))
 	var missing []pseudonym.Pseudonym
 	for _, s := range subjects {
@@ -136,7 +144,7 @@ func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) 
 		missing = append(missing, s)
 	}
 	if len(missing) == 0 {
-		return keys, reqs, nil
+		return keys, reqs, created, nil
 	}
 	wrapped := make([][]byte, len(missing))
 	read := func(v *ledger.View) error {
@@ -155,34 +163,34 @@ func (n *Node) subjectKeys(ctx context.Context, subjects []pseudonym.Pseudonym) 
 		return nil
 	}
 	if err := n.ledger.Read(ctx, ledger.Stale, read); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	for i, s := range missing {
 		name, w := subjectKeyName(s), wrapped[i]
 		if w == nil {
 			dk, err := pseudonym.NewSecret()
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if w, err = n.keys.WrapKey(dk, name); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			keys[s] = dk
 			req := ledger.NewKey(name, w)
 			reqs = append(reqs, req)
-			n.cache.rememberSubject(s, &subjectKey{name: name, wrapped: w, hash: req.Hash, dk: dk})
+			created[s] = &subjectKey{name: name, wrapped: w, hash: req.Hash, dk: dk}
 			continue
 		}
 		dk, err := n.cache.unwrap(n.keys, name, w)
 		if err != nil {
-			return nil, nil, fmt.Errorf("coapp: subject key %s: %w", s, err)
+			return nil, nil, nil, fmt.Errorf("coapp: subject key %s: %w", s, err)
 		}
 		keys[s] = dk
 		req := ledger.ExistingKey(name, w)
 		reqs = append(reqs, req)
 		n.cache.rememberSubject(s, &subjectKey{name: name, wrapped: w, hash: req.Hash, dk: dk})
 	}
-	return keys, reqs, nil
+	return keys, reqs, created, nil
 }
 
 // recordAD is the additional data a record's box is bound to: the entry it

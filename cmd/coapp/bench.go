@@ -33,6 +33,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clients := f.int("clients", 64, "concurrent clients")
 	batch := f.int("batch", 100, "records per request (and per Apply for the floor)")
 	size := f.int("size", 300, "bytes per record")
+	subjects := f.int("subjects", 20000, "people the records are about (each has a data key; 0: a new person per record, the worst case)")
 	target := f.string("target", "", "URL of a running node to load instead of an in-process cluster")
 	token := f.string("token", "", "token for --target")
 	floor := f.bool("floor", true, "measure the raw Raft floor too")
@@ -76,7 +77,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	res, err := measure(*clients, requests, func(i int) error {
-		_, err := c.Publish(ctx, benchRecords(i, *batch, *size))
+		_, err := c.Publish(ctx, benchRecords(i, *batch, *size, *subjects))
 		return err
 	})
 	if *cpuprofile != "" {
@@ -161,8 +162,11 @@ func (bc *benchCluster) close() {
 	}
 }
 
-// benchRecords makes request i's records, each about size bytes of JSON.
-func benchRecords(i, n, size int) []client.Record {
+// benchRecords makes request i's records, each about size bytes of JSON,
+// about subjects people (a new one per record when 0): members of a
+// cooperative trade again and again, and each person's first record
+// creates their data key.
+func benchRecords(i, n, size, subjects int) []client.Record {
 	out := make([]client.Record, n)
 	pad := make([]byte, (size-150)/2)
 	for j := range out {
@@ -170,7 +174,7 @@ func benchRecords(i, n, size int) []client.Record {
 		out[j] = client.Record{
 			ID:      uuid.Must(uuid.NewV7()),
 			Type:    "purchase",
-			Subject: fmt.Sprintf("member-%d-%d", i, j),
+			Subject: benchSubject(i*n+j, subjects),
 			Time:    time.Now().UTC(),
 			Fields:  map[string]json.RawMessage{"note": json.RawMessage(`"` + hex.EncodeToString(pad) + `"`)},
 		}
@@ -231,4 +235,11 @@ func (r result) pct(p float64) time.Duration {
 func (r result) print(w io.Writer, name string, records int) {
 	fmt.Fprintf(w, "  %-40s %10.0f records/s   p50 %-9v p99 %-9v p999 %v\n", name, r.rate(records),
 		r.pct(0.50).Round(10*time.Microsecond), r.pct(0.99).Round(10*time.Microsecond), r.pct(0.999).Round(10*time.Microsecond))
+}
+
+func benchSubject(k, subjects int) string {
+	if subjects <= 0 {
+		return fmt.Sprintf("member-new-%d", k)
+	}
+	return fmt.Sprintf("member-%d", (k*7919)%subjects)
 }
