@@ -48,24 +48,31 @@ func appendEvent(t *testing.T, l *ledger.Ledger, key ed25519.PrivateKey, e *cons
 	return rc
 }
 
-// TestReceiptRoundTrip gives and withdraws a consent on a real ledger and
-// verifies both receipts offline, after a JSON round trip, with only the
-// controller's public key; then shows altered and forged receipts refused.
-func TestReceiptRoundTrip(t *testing.T) {
+// receiptFixture opens a one-node ledger (closed with the test) and makes
+// coop-a's key and a consent record of subject.
+func receiptFixture(t *testing.T, subject string) (*ledger.Ledger, ed25519.PublicKey, ed25519.PrivateKey, time.Time, *consent.Record) {
+	t.Helper()
 	ctx := context.Background()
 	l, err := ledger.Open(ctx, ledger.Config{Dir: t.TempDir(), BindAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close(ctx)
+	t.Cleanup(func() { l.Close(ctx) })
 	pub, key, _ := ed25519.GenerateKey(nil)
-	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	rec := &consent.Record{
-		ID: uuid.New(), SchemaVersion: consent.SchemaVersion, Tier: consent.TierSubject, Subject: "ps1.1.anna", Controller: "coop-a",
+		ID: uuid.New(), SchemaVersion: consent.SchemaVersion, Tier: consent.TierSubject, Subject: subject, Controller: "coop-a",
 		Purposes: []string{"dpv:AcademicResearch"}, LegalBasis: "dpv:Consent", DataCategories: []string{"pd:Purchase"},
 		Notice:       consent.Notice{URI: "https://coop-a.example/notice", SHA256: consent.Hash([]byte("notice"))},
 		Jurisdiction: "IT", WithdrawalMethod: "https://coop-a.example/consent",
 	}
+	return l, pub, key, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), rec
+}
+
+// TestReceiptRoundTrip gives and withdraws a consent on a real ledger and
+// verifies both receipts offline, after a JSON round trip, with only the
+// controller's public key; then shows altered and forged receipts refused.
+func TestReceiptRoundTrip(t *testing.T) {
+	l, pub, key, at, rec := receiptFixture(t, "ps1.1.anna")
 	given := &consent.Event{Record: rec.ID, Type: consent.Given, At: at, By: "subject", Consent: rec, Validity: &consent.Validity{From: at, Duration: "P6M"}}
 	r1 := appendEvent(t, l, key, given)
 	givenBytes, _ := json.Marshal(given)
@@ -126,20 +133,7 @@ func TestReceiptRoundTrip(t *testing.T) {
 // Kantara view was altered does not verify, though its signed entry is
 // intact.
 func TestReceiptReadableCopies(t *testing.T) {
-	ctx := context.Background()
-	l, err := ledger.Open(ctx, ledger.Config{Dir: t.TempDir(), BindAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(ctx)
-	pub, key, _ := ed25519.GenerateKey(nil)
-	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	rec := &consent.Record{
-		ID: uuid.New(), SchemaVersion: consent.SchemaVersion, Tier: consent.TierSubject, Subject: "ps1.1.bo", Controller: "coop-a",
-		Purposes: []string{"dpv:AcademicResearch"}, LegalBasis: "dpv:Consent", DataCategories: []string{"pd:Purchase"},
-		Notice:       consent.Notice{URI: "https://coop-a.example/notice", SHA256: consent.Hash([]byte("notice"))},
-		Jurisdiction: "IT", WithdrawalMethod: "https://coop-a.example/consent",
-	}
+	l, pub, key, at, rec := receiptFixture(t, "ps1.1.bo")
 	given := &consent.Event{Record: rec.ID, Type: consent.Given, At: at, By: "subject", Consent: rec, Validity: &consent.Validity{From: at}}
 	rc := appendEvent(t, l, key, given)
 	e := *given
