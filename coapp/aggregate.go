@@ -171,9 +171,10 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 	if req.DP != nil {
 		maxContrib = max(req.DP.MaxContributions, 1)
 	}
+	decidedAt := time.Now().UTC()
 	groups := map[string]*aggAcc{}
 	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		p, err := n.plan(v, d, req.Purpose, asOf, applied-1)
+		p, err := n.plan(v, d, req.Purpose, asOf, applied-1, decidedAt)
 		if err != nil {
 			return err
 		}
@@ -264,7 +265,7 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 	sum := sha256.Sum256(body)
 	audit := ExportAudit{
 		ID: uuid.Must(uuid.NewV7()), Member: member, Dataset: d.Name, Purpose: req.Purpose, Format: "aggregate:" + req.Op,
-		AsOf: asOf, ConsentAt: consentAt(asOf, applied), Rows: len(res.Groups), Suppressed: res.Suppressed, SHA256: hex.EncodeToString(sum[:]), At: time.Now().UTC(), Epsilon: eps,
+		AsOf: asOf, ConsentAt: consentAt(asOf, applied), DecidedAt: decidedAt, Rows: len(res.Groups), Suppressed: res.Suppressed, SHA256: hex.EncodeToString(sum[:]), At: time.Now().UTC(), Epsilon: eps,
 	}
 	index, err := n.submitSigned(ctx, r, member, KindExport, audit, audit.At)
 	if err != nil {

@@ -1,6 +1,7 @@
 package coapp
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net/http"
@@ -117,5 +118,46 @@ func TestLaplace(t *testing.T) {
 	}
 	if pos < draws*45/100 || pos > draws*55/100 {
 		t.Fatalf("%d of %d draws positive", pos, draws)
+	}
+}
+
+// TestConsentDecidedAtTheNodesClock: consents that lapsed yesterday are
+// not exported, even when the latest entry is a record dated a month ago
+// (entries' times are the caller's; consent is decided at the node's
+// clock, which the audit records).
+func TestConsentDecidedAtTheNodesClock(t *testing.T) {
+	_, cl, _ := smallFederation(t, Rules{}, nil)
+	ctx := testCtx(t)
+	a := cl["coop-a"]
+	share := consentRequest("", "dpv:ResearchAndDevelopment")
+	share.Tier, share.Validity = consent.TierMember, consent.Validity{From: time.Now().AddDate(0, 0, -60)}
+	if _, err := a.GiveConsent(ctx, share); err != nil {
+		t.Fatal(err)
+	}
+	lapsed := consentRequest("household-1", "dpv:ResearchAndDevelopment")
+	lapsed.Validity = consent.Validity{From: time.Now().AddDate(0, 0, -40), Duration: "P15D"} // lapsed 25 days ago
+	if _, err := a.GiveConsent(ctx, lapsed); err != nil {
+		t.Fatal(err)
+	}
+	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
+	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, a, a)
+	passes(t, ctx, Proposal{Kind: ProposeGrant, Grant: &Grant{Dataset: "d", Grantee: "coop-a", Purpose: "dpv:ResearchAndDevelopment", Until: time.Now().Add(time.Hour)}}, a, a)
+	old := basket("household-1", "40100", 5)
+	old.Time = time.Now().AddDate(0, 0, -30) // the latest entry, dated a month ago
+	if _, err := a.Publish(ctx, []client.Record{old}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := a.Export(ctx, "d", ExportRequest{Purpose: "dpv:ResearchAndDevelopment"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 0 || out.Len() != 0 {
+		t.Fatalf("a lapsed consent exported: %d rows\n%s", res.Rows, out.String())
+	}
+	audits, err := a.Audit(ctx, "d")
+	if err != nil || len(audits) != 1 || audits[0].NoConsent != 1 {
+		t.Fatalf("audit %+v, %v", audits, err)
 	}
 }

@@ -57,7 +57,10 @@ type ExportAudit struct {
 	// consent was checked too (the latest when an export as of an earlier
 	// index ran): the same dataset, purpose, format, as_of and consent_at
 	// give the same bytes.
-	ConsentAt  uint64    `json:"consent_at,omitempty"`
+	ConsentAt uint64 `json:"consent_at,omitempty"`
+	// DecidedAt is the time consent was decided at (the node's clock when
+	// the export ran); a replay decides at it too.
+	DecidedAt  time.Time `json:"decided_at,omitzero"`
 	Rows       int       `json:"rows"`
 	Suppressed int       `json:"suppressed"`
 	NoConsent  int       `json:"no_consent"`
@@ -90,7 +93,7 @@ type exportPlan struct {
 	d       DatasetInfo
 	purpose string
 	asOf    uint64
-	at      time.Time // the time of the entry at asOf: consent is decided then
+	at      time.Time // when consent is decided: the node's clock at the export
 	// consentAt, when after asOf, is the latest index when the export
 	// ran: a subject must hold consent then too, so that an export as of
 	// an earlier index never brings back someone who withdrew since.
@@ -108,18 +111,21 @@ type planType struct {
 }
 
 // plan resolves a dataset for an export as of an index.
-func (n *Node) plan(v *ledger.View, d DatasetInfo, purpose string, asOf, consentAt uint64) (*exportPlan, error) {
-	e, err := v.Entry(asOf)
-	if err != nil {
+//
+// at is the time consent is decided at (and retention counted from): the
+// node's clock when an export runs, recorded in its audit entry so that a
+// replay uses the same. Entries' own times are written by callers (a
+// record's is the exchange's date), so they are not used for it.
+func (n *Node) plan(v *ledger.View, d DatasetInfo, purpose string, asOf, consentAt uint64, at time.Time) (*exportPlan, error) {
+	if _, err := v.Entry(asOf); err != nil {
 		return nil, err
 	}
-	p := &exportPlan{d: d, purpose: purpose, asOf: asOf, at: e.Time, types: map[string]*planType{}}
+	p := &exportPlan{d: d, purpose: purpose, asOf: asOf, at: at, types: map[string]*planType{}}
 	if consentAt > asOf {
-		c, err := v.Entry(consentAt)
-		if err != nil {
+		if _, err := v.Entry(consentAt); err != nil {
 			return nil, err
 		}
-		p.consentAt, p.consentTime = consentAt, c.Time
+		p.consentAt, p.consentTime = consentAt, at
 	}
 	if d.Retention != "" {
 		end, err := consent.AddDuration(p.at, d.Retention)
@@ -591,8 +597,9 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	// (dataset pseudonyms only) and hashed, its audit entry appended, and
 	// only then the same rows written to w.
 	var pe *preparedExport
+	decidedAt := time.Now().UTC()
 	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		p, err := n.plan(v, d, req.Purpose, asOf, applied-1)
+		p, err := n.plan(v, d, req.Purpose, asOf, applied-1, decidedAt)
 		if err != nil {
 			return err
 		}
@@ -611,6 +618,7 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	if applied-1 > asOf {
 		audit.ConsentAt = applied - 1
 	}
+	audit.DecidedAt = decidedAt
 	audit.At = time.Now().UTC()
 	index, err := n.submitSigned(ctx, r, member, KindExport, audit, audit.At)
 	if err != nil {
@@ -663,7 +671,7 @@ func (n *Node) Shares(ctx context.Context, dataset string, from, to time.Time) (
 	subjects := map[string]map[pseudonym.Pseudonym]bool{}
 	all := map[pseudonym.Pseudonym]bool{}
 	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		p, err := n.plan(v, d, d.Purpose, asOf, asOf)
+		p, err := n.plan(v, d, d.Purpose, asOf, asOf, time.Now().UTC())
 		if err != nil {
 			return err
 		}
@@ -735,7 +743,11 @@ func (n *Node) ExportsOf(ctx context.Context, member, subject string) ([]ExportA
 		}
 		included := false
 		err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
-			plan, err := n.plan(v, d, a.Purpose, a.AsOf, a.ConsentAt)
+			at := a.DecidedAt
+			if at.IsZero() {
+				at = a.At
+			}
+			plan, err := n.plan(v, d, a.Purpose, a.AsOf, a.ConsentAt, at)
 			if err != nil {
 				return err
 			}
