@@ -546,7 +546,10 @@ func (n *Node) VerifyConsentReceipt(ctx context.Context, rc consent.Receipt) (co
 	}
 	err = n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
 		if rc.Size > v.Size() {
-			return nil // a receipt from a ledger ahead of this replica
+			// Its root cannot be checked here: the proof alone would
+			// verify against a root the receipt itself supplies.
+			return &consent.Error{Err: consent.ErrBadReceipt, Field: "size",
+				Reason: fmt.Sprintf("larger than this node's ledger (%d entries): not verifiable here", v.Size())}
 		}
 		root, err := v.RootAt(rc.Size)
 		if err != nil {
@@ -770,6 +773,9 @@ type VerifyResult struct {
 func (n *Node) handleVerifyConsent(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var req verifyRequest
 	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if err := n.viewRead(r); err != nil {
 		return err
 	}
 	e, err := n.VerifyConsentReceipt(r.Context(), req.Receipt)

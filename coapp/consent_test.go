@@ -18,6 +18,8 @@ import (
 	"coapp.coop/coapp/client"
 	"coapp.coop/consent"
 	"coapp.coop/internal/fsscan"
+	"coapp.coop/ledger"
+	"coapp.coop/ledger/merkle"
 )
 
 const anna = "anna.rossi@example.org"
@@ -125,6 +127,31 @@ func TestConsentOverTheAPI(t *testing.T) {
 	}
 	if v, err := coopB.VerifyReceipt(ctx, withdrawn.Receipt); err != nil || !v.Valid {
 		t.Fatalf("the node's verification: %+v, %v", v, err)
+	}
+
+	// A receipt for an event never recorded, its proof computed against a
+	// made-up tree larger than the node's ledger, is refused.
+	key, err := n.signers.key("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := consentRequest(anna, "dpv:Marketing")
+	fe, err := n.giveEvent("coop-a", &fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := consent.Sign(fe, "coop-a", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := ledger.Entry{Index: 1000, ID: uuid.New(), Kind: consent.Kind, Author: "coop-a", Time: fe.At, Payload: fs.Encode()}
+	proof := make([]merkle.Hash, 20)
+	root, err := merkle.RootFromInclusionProof(entry.LeafHash(), entry.Index, 1<<20, proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := coopB.VerifyReceipt(ctx, consent.NewReceipt(entry, 1<<20, root, proof)); err != nil || v.Valid {
+		t.Fatalf("a receipt of an unrecorded event, from a made-up larger tree: %+v, %v", v, err)
 	}
 
 	// An expired consent cannot be renewed.

@@ -789,8 +789,8 @@ func (v *view) applyExport(e ledger.Entry) error {
 	if err != nil {
 		return err
 	}
-	if a.Member != signer {
-		return fmt.Errorf("%w: an audit entry names its signer", ErrForbidden)
+	if err := v.checkAudit(signer, &a, e.Time); err != nil {
+		return err
 	}
 	if a.Epsilon != 0 {
 		d, ok := v.gov.datasets[a.Dataset]
@@ -807,4 +807,23 @@ func (v *view) applyExport(e ledger.Entry) error {
 
 func sortDatasets(ds []DatasetInfo) {
 	sort.Slice(ds, func(i, j int) bool { return ds[i].Name < ds[j].Name })
+}
+
+// checkAudit says whether member may write an audit entry: it names the
+// member, its time is the entry's, and the member holds a grant on the
+// dataset for the purpose then (so that nobody else writes audit entries
+// or spends a dataset's privacy budget).
+func (v *view) checkAudit(member string, a *ExportAudit, at time.Time) error {
+	if a.Member != member {
+		return fmt.Errorf("%w: an audit entry names its signer", ErrForbidden)
+	}
+	if !a.At.Equal(at) {
+		return invalid("at", "the audit's time is the entry's")
+	}
+	for _, g := range v.gov.grants {
+		if g.Dataset == a.Dataset && g.Grantee == member && g.Purpose == a.Purpose && at.Before(g.Until) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s holds no grant on %s for %s", ErrForbidden, member, a.Dataset, a.Purpose)
 }

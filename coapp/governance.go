@@ -657,8 +657,8 @@ func (v *view) precheck(member, kind string, body []byte, at time.Time) error {
 		if err := strictJSON(body, &a); err != nil {
 			return err
 		}
-		if a.Member != member {
-			return fmt.Errorf("%w: an audit entry names its signer", ErrForbidden)
+		if err := v.checkAudit(member, &a, at); err != nil {
+			return err
 		}
 		if a.Epsilon != 0 {
 			d, ok := v.gov.datasets[a.Dataset]

@@ -304,18 +304,32 @@ func TestGovernanceRefusals(t *testing.T) {
 		sub := signedSubmission{Kind: KindVote, Signed: signedBody{Body: body, Signer: "coop-b", Sig: make([]byte, 64)}, At: time.Now()}
 		return postJSON(t, n.URL()+"/v1/signed", tokens["coop-b"], sub)
 	}
+	// An audit entry (which would spend the dataset's budget) signed by a
+	// token holder without a grant.
+	burn := func() error {
+		key, err := n.signers.key("coop-x")
+		if err != nil {
+			return err
+		}
+		at := time.Now().UTC()
+		body, _ := json.Marshal(ExportAudit{ID: uuid.New(), Member: "coop-x", Dataset: "d", Purpose: "dpv:ResearchAndDevelopment", Format: "aggregate:count", At: at, Epsilon: 0.5})
+		sub := signedSubmission{Kind: KindExport, At: at, PublicKey: key.Public().(ed25519.PublicKey),
+			Signed: signedBody{Body: body, Signer: "coop-x", Sig: ed25519.Sign(key, signingContext(KindExport, body))}}
+		return postJSON(t, n.URL()+"/v1/signed", tokens["coop-x"], sub)
+	}
 	for name, tc := range map[string]struct {
 		do     func() error
 		status int
 	}{
-		"export without a grant":       {func() error { return export(x, "dpv:CommercialResearch") }, http.StatusForbidden},
-		"export with an expired grant": {func() error { return export(a, "dpv:CommercialResearch") }, http.StatusForbidden},
-		"export for another purpose":   {func() error { return export(b, "dpv:CommercialResearch") }, http.StatusForbidden},
-		"a non-member voting":          {func() error { _, err := x.Vote(ctx, open.ID, "yes"); return err }, http.StatusForbidden},
-		"a member voting twice":        {func() error { _, err := a.Vote(ctx, open.ID, "no"); return err }, http.StatusConflict},
-		"a forged signature":           {forged, http.StatusBadRequest},
-		"a vote past the lifetime":     {func() error { _, err := b.Vote(ctx, old.ID, "yes"); return err }, http.StatusConflict},
-		"a non-member proposing":       {func() error { _, err := x.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-x"}); return err }, http.StatusForbidden},
+		"an audit entry without a grant": {burn, http.StatusForbidden},
+		"export without a grant":         {func() error { return export(x, "dpv:CommercialResearch") }, http.StatusForbidden},
+		"export with an expired grant":   {func() error { return export(a, "dpv:CommercialResearch") }, http.StatusForbidden},
+		"export for another purpose":     {func() error { return export(b, "dpv:CommercialResearch") }, http.StatusForbidden},
+		"a non-member voting":            {func() error { _, err := x.Vote(ctx, open.ID, "yes"); return err }, http.StatusForbidden},
+		"a member voting twice":          {func() error { _, err := a.Vote(ctx, open.ID, "no"); return err }, http.StatusConflict},
+		"a forged signature":             {forged, http.StatusBadRequest},
+		"a vote past the lifetime":       {func() error { _, err := b.Vote(ctx, old.ID, "yes"); return err }, http.StatusConflict},
+		"a non-member proposing":         {func() error { _, err := x.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-x"}); return err }, http.StatusForbidden},
 		"a dataset on an unknown type": {func() error {
 			_, err := a.Propose(ctx, Proposal{Kind: ProposeDataset, Dataset: &Dataset{Name: "e", Purpose: "dpv:Marketing", Category: "pd:Purchase", K: 1, Types: []DatasetType{{Type: "nope"}}}})
 			return err
