@@ -136,3 +136,39 @@ func TestSubjectRequestsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSubjectRequestsStayWithTheirMember: under a federation-wide
+// pseudonym, another member (not an admin) can neither read what coop-a
+// published about a person nor erase it.
+func TestSubjectRequestsStayWithTheirMember(t *testing.T) {
+	_, cl, _ := smallFederation(t, Rules{}, []string{"coop-b"})
+	ctx := testCtx(t)
+	a, b := cl["coop-a"], cl["coop-b"]
+	linked := basketSchema()
+	linked.Type, linked.SubjectDomain = "linked-basket", "federation"
+	if _, err := a.PutSchema(ctx, linked); err != nil {
+		t.Fatal(err)
+	}
+	rec := basket("zoe@example.org", "40100", 7)
+	rec.Type = "linked-basket"
+	if _, err := a.Publish(ctx, []client.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.Access(ctx, "zoe@example.org"); err != nil || len(rep.Records) != 0 {
+		t.Fatalf("coop-b's access to coop-a's record: %+v, %v", rep, err)
+	}
+	if _, err := b.Erase(ctx, "zoe@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Access(ctx, "zoe@example.org")
+	if err != nil || len(rep.Records) != 1 || rep.Records[0].Erased || rep.Records[0].Fields == nil {
+		t.Fatalf("coop-a's record after coop-b's erasure request: %+v, %v", rep, err)
+	}
+	// coop-a's admin erases it federation-wide.
+	if _, err := a.Erase(ctx, "zoe@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := a.Access(ctx, "zoe@example.org"); err != nil || len(rep.Records) != 1 || !rep.Records[0].Erased {
+		t.Fatalf("after the admin's erasure: %+v, %v", rep, err)
+	}
+}

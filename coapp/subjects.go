@@ -305,9 +305,13 @@ type SubjectReport struct {
 
 // subjectPseudonyms returns a subject's pseudonyms in the member's domain
 // and the federation's, under every key version held.
-func (n *Node) subjectPseudonyms(member, subject string) ([]pseudonym.Pseudonym, error) {
+func (n *Node) subjectPseudonyms(member, subject string, federation bool) ([]pseudonym.Pseudonym, error) {
 	var out []pseudonym.Pseudonym
-	for _, d := range []pseudonym.Domain{pseudonym.MemberDomain(member), pseudonym.Federation} {
+	domains := []pseudonym.Domain{pseudonym.MemberDomain(member)}
+	if federation {
+		domains = append(domains, pseudonym.Federation)
+	}
+	for _, d := range domains {
 		ps, err := n.keys.All(d, subject)
 		if err != nil {
 			return nil, invalid("subject", "cannot be pseudonymised: %v", err)
@@ -322,7 +326,7 @@ func (n *Node) subjectPseudonyms(member, subject string) ([]pseudonym.Pseudonym,
 // federation's, with their fields decrypted (erased ones marked). It reads
 // the whole log.
 func (n *Node) Access(ctx context.Context, member, subject string) (SubjectReport, error) {
-	ps, err := n.subjectPseudonyms(member, subject)
+	ps, err := n.subjectPseudonyms(member, subject, true)
 	if err != nil {
 		return SubjectReport{}, err
 	}
@@ -337,6 +341,12 @@ func (n *Node) Access(ctx context.Context, member, subject string) (SubjectRepor
 				return err
 			}
 			if e.Kind != KindRecord {
+				continue
+			}
+			// Only what this member published: another member's records
+			// about the same person (under the federation's pseudonym)
+			// are theirs to disclose.
+			if e.Author != member {
 				continue
 			}
 			head, err := decodeRecordPayload(e.Payload)
@@ -368,12 +378,25 @@ func (n *Node) Access(ctx context.Context, member, subject string) (SubjectRepor
 }
 
 // Erase destroys a subject's data keys, under their pseudonyms in member's
-// domain and the federation's (every key version), on every replica: their
-// records can no longer be decrypted anywhere, and nothing more can be
-// published about them. It returns once the destruction is committed, with
+// domain (every key version), on every replica: the records member
+// published about them can no longer be decrypted anywhere, and nothing
+// more can be published about them under those pseudonyms. Over HTTP an
+// admin's request also erases the federation-wide pseudonym (see
+// EraseFederationWide). It returns once the destruction is committed, with
 // its Raft index; each node then purges its files (ledger.WaitPurged).
 func (n *Node) Erase(ctx context.Context, member, subject string) ([]pseudonym.Pseudonym, uint64, error) {
-	ps, err := n.subjectPseudonyms(member, subject)
+	return n.erase(ctx, member, subject, false)
+}
+
+// EraseFederationWide also destroys the subject's key under the
+// federation's pseudonym, which every member's records about the person
+// share (schemas with subject_domain "federation"): an admin's act.
+func (n *Node) EraseFederationWide(ctx context.Context, member, subject string) ([]pseudonym.Pseudonym, uint64, error) {
+	return n.erase(ctx, member, subject, true)
+}
+
+func (n *Node) erase(ctx context.Context, member, subject string, federation bool) ([]pseudonym.Pseudonym, uint64, error) {
+	ps, err := n.subjectPseudonyms(member, subject, federation)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -429,7 +452,7 @@ func (n *Node) handleErase(w http.ResponseWriter, r *http.Request, c caller) err
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	ps, index, err := n.Erase(r.Context(), c.member, req.Subject)
+	ps, index, err := n.erase(r.Context(), c.member, req.Subject, c.admin)
 	if err != nil {
 		return err
 	}
