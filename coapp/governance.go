@@ -335,6 +335,11 @@ func (v *view) checkProposal(member string, p *Proposal) error {
 		if _, exists := g.datasets[p.Dataset.Name]; exists {
 			return invalid("dataset.name", "dataset %s exists", p.Dataset.Name)
 		}
+		for _, other := range g.proposals {
+			if other.Kind == ProposeDataset && other.Outcome == "open" && other.Dataset.Name == p.Dataset.Name && p.At.Before(other.Closes) {
+				return invalid("dataset.name", "proposal %s for dataset %s is open", other.ID, p.Dataset.Name)
+			}
+		}
 		if err := v.checkDataset(p.Dataset); err != nil {
 			return err
 		}
@@ -432,6 +437,10 @@ func (v *view) tally(ps *ProposalStatus, index uint64) {
 	need := int(math.Floor(g.rules.Majority*float64(n))) + 1 // more than Majority of all members
 	quorum := int(math.Ceil(g.rules.Quorum * float64(n)))
 	switch {
+	case yes >= need && cast >= quorum && ps.Kind == ProposeDataset && g.datasets[ps.Dataset.Name] != nil:
+		// Another proposal created a dataset of that name meanwhile: it
+		// is not replaced.
+		ps.Outcome, ps.Decided, ps.Electors = "failed", index, n
 	case yes >= need && cast >= quorum:
 		ps.Outcome, ps.Decided, ps.Electors = "passed", index, n
 		v.carryOut(ps, index)
@@ -448,6 +457,12 @@ func (v *view) carryOut(ps *ProposalStatus, index uint64) {
 		g.members[ps.Member] = true
 	case ProposeRemove:
 		delete(g.members, ps.Member)
+		// Its tokens stop working on every replica.
+		for id, tok := range v.tokens {
+			if tok.member == ps.Member {
+				delete(v.tokens, id)
+			}
+		}
 		// A member that leaves keeps no access to the datasets.
 		kept := g.grants[:0]
 		for _, gr := range g.grants {

@@ -440,10 +440,10 @@ func TestSignedOnOwnDevice(t *testing.T) {
 	}
 }
 
-// TestRemovedMemberLosesGrants removes a member by vote: it can no longer
-// vote, and its grants end with its membership.
+// TestRemovedMemberLosesGrants removes a member by vote: its tokens stop
+// working and its grants end with its membership.
 func TestRemovedMemberLosesGrants(t *testing.T) {
-	_, cl, _ := smallFederation(t, Rules{}, []string{"coop-b", "coop-c"})
+	n, cl, _ := smallFederation(t, Rules{}, []string{"coop-b", "coop-c"})
 	ctx := testCtx(t)
 	a, b, c := cl["coop-a"], cl["coop-b"], cl["coop-c"]
 	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
@@ -454,11 +454,15 @@ func TestRemovedMemberLosesGrants(t *testing.T) {
 		t.Fatalf("an export under the grant: %v", err)
 	}
 	passes(t, ctx, Proposal{Kind: ProposeRemove, Member: "coop-b"}, a, a, c)
-	if _, err := b.Export(ctx, "d", ExportRequest{Purpose: "dpv:ResearchAndDevelopment"}, &bytes.Buffer{}); apiStatus(err) != http.StatusForbidden {
+	// Its tokens stop working, and its grants are gone.
+	if _, err := b.Export(ctx, "d", ExportRequest{Purpose: "dpv:ResearchAndDevelopment"}, &bytes.Buffer{}); apiStatus(err) != http.StatusUnauthorized {
 		t.Fatalf("an export by a removed member: %v", err)
 	}
-	if _, err := b.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-b2"}); apiStatus(err) != http.StatusForbidden {
+	if _, err := b.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-b2"}); apiStatus(err) != http.StatusUnauthorized {
 		t.Fatalf("a proposal by a removed member: %v", err)
+	}
+	if _, err := n.view.grantFor("d", "coop-b", "dpv:ResearchAndDevelopment", time.Now()); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a removed member's grant: %v", err)
 	}
 	if ms, _ := a.Members(ctx); strings.Join(ms, ",") != "coop-a,coop-c" {
 		t.Fatalf("members after the removal: %v", ms)
@@ -567,5 +571,32 @@ func TestCommittee(t *testing.T) {
 	bad.Rules = Rules{Committees: []Committee{{Name: "x", Members: []string{"coop-z"}, Powers: []string{ProposeGrant}}}}
 	if _, err := Open(ctx, bad); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("a committee with a member who is not founding: %v", err)
+	}
+}
+
+// TestDatasetNotReplaced: while a dataset's proposal is open, another
+// proposal of the same name is refused; a dataset is never replaced.
+func TestDatasetNotReplaced(t *testing.T) {
+	_, cl, _ := smallFederation(t, Rules{}, []string{"coop-b"})
+	ctx := testCtx(t)
+	a, b := cl["coop-a"], cl["coop-b"]
+	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 5,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
+	first, err := a.Propose(ctx, Proposal{Kind: ProposeDataset, Dataset: &ds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ds
+	other.K = 1
+	if _, err := b.Propose(ctx, Proposal{Kind: ProposeDataset, Dataset: &other}); apiStatus(err) != http.StatusBadRequest {
+		t.Fatalf("a second proposal for a dataset being voted: %v", err)
+	}
+	for _, v := range []*client.Client{a, b} {
+		if _, err := v.Vote(ctx, first.ID, "yes"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Propose(ctx, Proposal{Kind: ProposeDataset, Dataset: &other}); apiStatus(err) != http.StatusBadRequest {
+		t.Fatalf("a proposal replacing an existing dataset: %v", err)
 	}
 }

@@ -106,18 +106,22 @@ func (n *Node) rotateMemberKey(ctx context.Context, r *http.Request, member stri
 	}
 	path := n.signers.path(member)
 	next := path + ".next"
-	_ = os.Remove(next)
 	data, err := n.signers.encode(member, priv)
 	if err != nil {
 		return nil, err
 	}
+	// Created exclusively: a file left by a rotation cut short may hold
+	// the key the ledger now has, and is never overwritten here.
 	if err := writeFileSync(next, data); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("coapp: %s (from an unfinished rotation? if the ledger holds its public key, move it over %s; else remove it): %w", next, path, err)
 	}
 	at := time.Now().UTC()
 	if _, err := n.submitSigned(ctx, r, member, KindKeyRotation, keyRotation{Member: member, PublicKey: pub, At: at}, at); err != nil {
-		_ = os.Remove(next)
-		return nil, err
+		if cur, ok := n.view.memberKey(member); !ok || !cur.Equal(pub) {
+			_ = os.Remove(next) // the rotation did not happen
+			return nil, err
+		}
+		// It happened after all (the answer was lost): keep the new key.
 	}
 	if err := n.signers.replace(member, next, priv); err != nil {
 		return nil, fmt.Errorf("coapp: the ledger holds %s's new key, but it is still in %s: %w", member, next, err)

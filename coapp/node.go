@@ -213,6 +213,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context) error {
 	cfg := &n.cfg
+	// Exports cut short by a crash leave scratch files (decrypted rows,
+	// under dataset pseudonyms): remove them.
+	if old, err := filepath.Glob(filepath.Join(cfg.Dir, "export-scratch-*.tmp")); err == nil {
+		for _, f := range old {
+			_ = os.Remove(f)
+		}
+	}
 	serverTLS, clientTLS, err := cfg.TLS.tlsConfigs()
 	if err != nil {
 		return err
