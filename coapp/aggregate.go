@@ -45,8 +45,9 @@ type AggregateRequest struct {
 // contributes at most MaxContributions records (default 1; the first ones
 // in ledger order), and, for sums and means, values clipped to [Lower,
 // Upper]; so a count's sensitivity is MaxContributions and a sum's
-// MaxContributions × max(|Lower|, |Upper|). A mean spends half of Epsilon
-// on its count and half on its sum.
+// MaxContributions × max(|Lower|, |Upper|). Sums and means spend half of
+// Epsilon on the count (released, and used for the minimum group size)
+// and half on the sum.
 type DPParams struct {
 	Epsilon          float64 `json:"epsilon"`
 	MaxContributions int     `json:"max_contributions,omitempty"`
@@ -240,15 +241,18 @@ func (n *Node) aggregate(ctx context.Context, r *http.Request, member, dataset s
 			case "count":
 				count += laplace(l / eps)
 			case "sum":
-				sum += laplace(l * bound / eps)
+				// The count is released too: it gets half the epsilon.
+				count += laplace(l / (eps / 2))
+				sum += laplace(l * bound / (eps / 2))
 			case "mean":
 				count += laplace(l / (eps / 2))
 				sum += laplace(l * bound / (eps / 2))
 			}
 		}
-		// Groups of fewer than k people are not released; with DP, a
-		// count or a mean is also judged on its noisy count.
-		if len(a.subjects) < d.K || (req.DP != nil && req.Op != "sum" && count < float64(d.K)) {
+		// Groups of fewer than k people are not released; with DP, the
+		// judgement is on the noisy count alone (the exact number of
+		// people would leak through which groups appear).
+		if (req.DP == nil && len(a.subjects) < d.K) || (req.DP != nil && count < float64(d.K)) {
 			res.Suppressed++
 			continue
 		}

@@ -81,6 +81,14 @@ func TestAggregates(t *testing.T) {
 	if len(res.Groups) != 1 || math.Abs(res.Groups[0].Count-9) > 40 || res.Groups[0].Count == 9 || math.Abs(res.BudgetLeft-0.4) > 1e-9 {
 		t.Fatalf("a DP count of 9 records: %+v", res)
 	}
+	// A DP sum's count is noisy too (the exact count would leak).
+	dpSum, err := a.Aggregate(ctx, "battery", AggregateRequest{Purpose: "dpv:ResearchAndDevelopment", Op: "sum", Field: "amount", DP: &DPParams{Epsilon: 0.3, Upper: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dpSum.Groups) == 1 && dpSum.Groups[0].Count == 9 {
+		t.Fatalf("a DP sum released the exact count: %+v", dpSum)
+	}
 	size := ledgerSize(t, a)
 	if _, err := a.Aggregate(ctx, "battery", dp); apiStatus(err) != http.StatusConflict {
 		t.Fatalf("overspending the budget: %v", err)
@@ -96,7 +104,7 @@ func TestAggregates(t *testing.T) {
 		t.Fatalf("another purpose's budget: %v", left)
 	}
 	audits, err := a.Audit(ctx, "battery")
-	if err != nil || len(audits) != 4 || audits[3].Epsilon != 0.6 {
+	if err != nil || len(audits) != 5 || audits[3].Epsilon != 0.6 || audits[4].Epsilon != 0.3 {
 		t.Fatalf("audit %+v, %v", audits, err)
 	}
 }
