@@ -477,6 +477,16 @@ func (v *view) carryOut(ps *ProposalStatus, index uint64) {
 	case ProposeGrant:
 		g.grants = append(g.grants, GrantInfo{Grant: *ps.Grant, Proposal: ps.ID, Index: index})
 	}
+	if ps.Kind == ProposeAdmit || ps.Kind == ProposeRemove {
+		// The electorate changed: open proposals are tallied again, in
+		// the order they were made (a removal can decide one whose votes
+		// are all in).
+		for _, id := range g.order {
+			if other := g.proposals[id]; other.Outcome == "open" {
+				v.tally(other, index)
+			}
+		}
+	}
 }
 
 // view accessors for governance, under the view's lock.

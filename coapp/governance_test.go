@@ -600,3 +600,34 @@ func TestDatasetNotReplaced(t *testing.T) {
 		t.Fatalf("a proposal replacing an existing dataset: %v", err)
 	}
 }
+
+// TestRetallyOnMembershipChange: a proposal with two yes votes of four
+// members is open; once a member is removed, two of three pass it, at the
+// removal's index.
+func TestRetallyOnMembershipChange(t *testing.T) {
+	n, cl, _ := smallFederation(t, Rules{}, []string{"coop-b", "coop-c", "coop-d"})
+	ctx := testCtx(t)
+	a, b, c := cl["coop-a"], cl["coop-b"], cl["coop-c"]
+	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
+		Types: []DatasetType{{Type: "basket", Fields: []string{"amount"}}}}
+	p, err := a.Propose(ctx, Proposal{Kind: ProposeDataset, Dataset: &ds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []*client.Client{a, b} {
+		if p, err = v.Vote(ctx, p.ID, "yes"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.Outcome != "open" {
+		t.Fatalf("two yes of four: %+v", p)
+	}
+	removal := passes(t, ctx, Proposal{Kind: ProposeRemove, Member: "coop-d"}, a, a, b, c)
+	after, ok := n.view.proposal(p.ID)
+	if !ok || after.Outcome != "passed" || after.Decided != removal.Decided || after.Electors != 3 {
+		t.Fatalf("after the removal: %+v (removal decided at %d)", after, removal.Decided)
+	}
+	if _, ok := n.view.dataset("d"); !ok {
+		t.Fatal("the dataset does not exist")
+	}
+}
