@@ -383,8 +383,8 @@ func (n *Node) signAndSubmit(ctx context.Context, member string, e *consent.Even
 // (ErrChain), or that the replicas refused, is an error: the entry stays
 // in the log, inert, refused alike by every replica.
 func (n *Node) submitEvent(ctx context.Context, member string, sub signedEvent) (ConsentReceipt, error) {
-	n.consentMu.Lock()
-	defer n.consentMu.Unlock()
+	n.signedMu.Lock()
+	defer n.signedMu.Unlock()
 	n.awaitView(ctx)
 	var s consent.Signed
 	var e consent.Event
@@ -428,7 +428,7 @@ func (n *Node) submitEvent(ctx context.Context, member string, sub signedEvent) 
 	if err := n.awaitApplied(ctx, index); err != nil {
 		return ConsentReceipt{}, err
 	}
-	if err := n.view.consentRejection(index); err != nil {
+	if err := n.view.rejection(index); err != nil {
 		return ConsentReceipt{}, err
 	}
 	n.logger.Info("consent event", "member", member, "type", e.Type, "record", e.Record, "index", index)

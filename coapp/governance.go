@@ -601,8 +601,8 @@ func (n *Node) appendSigned(ctx context.Context, member string, sub signedSubmis
 	if sub.Signed.Signer != member {
 		return 0, fmt.Errorf("%w: a member submits only what it signed", ErrForbidden)
 	}
-	n.consentMu.Lock()
-	defer n.consentMu.Unlock()
+	n.signedMu.Lock()
+	defer n.signedMu.Unlock()
 	n.awaitView(ctx)
 	var entries []ledger.Entry
 	pub, known := n.view.memberKey(member)
@@ -638,7 +638,7 @@ func (n *Node) appendSigned(ctx context.Context, member string, sub signedSubmis
 	if err := n.awaitApplied(ctx, index); err != nil {
 		return 0, err
 	}
-	if err := n.view.consentRejection(index); err != nil {
+	if err := n.view.rejection(index); err != nil {
 		return 0, err
 	}
 	return index, nil

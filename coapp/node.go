@@ -108,8 +108,8 @@ type Node struct {
 	keys   *pseudonym.Keyring
 	cache  keyCache
 
-	signers   signers    // members' signing keys on this node
-	consentMu sync.Mutex // orders consent writes on the leader
+	signers  signers    // members' signing keys on this node
+	signedMu sync.Mutex // orders signed entries (consents, governance) between their check and their append, on the leader
 
 	httpServer *http.Server
 	httpLn     net.Listener

@@ -78,7 +78,7 @@ type view struct {
 	consents   *consent.Index
 	memberKeys map[string]ed25519.PublicKey // the current key
 	keyHistory map[string][]keyAt
-	// rejected remembers why recent consent entries were refused on
+	// rejected remembers why recent signed entries were refused on
 	// apply, by index, for the writer waiting on them.
 	rejected map[uint64]error
 
@@ -334,9 +334,9 @@ func (v *view) decide(subject, member, category, purpose string, at time.Time, a
 	return v.consents.Usable(subject, member, category, purpose, at, asOf)
 }
 
-// consentRejection returns why the consent entry at index was refused, or
+// rejection returns why the signed entry at index was refused, or
 // nil when it was applied.
-func (v *view) consentRejection(index uint64) error {
+func (v *view) rejection(index uint64) error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.rejected[index]
