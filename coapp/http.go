@@ -166,11 +166,19 @@ func (n *Node) wrap(rt route) http.Handler {
 			c, ok = n.authenticate(r)
 			if !ok && wellFormedToken(r) && r.Header.Get(forwardedHeader) == "" && n.needsLeader() {
 				// This node's view may lag behind the ledger (a node just
-				// joined, a token just created): let the leader decide.
-				if err := n.forwardBody(sw, r); err != nil {
-					n.writeErr(sw, err)
+				// joined, a token just created): catch up with the
+				// leader, and serve the request here when the token is
+				// known then (a member's key is on the node it calls, so
+				// signing must happen here); else let the leader decide.
+				if n.catchUp(r) == nil {
+					c, ok = n.authenticate(r)
 				}
-				return
+				if !ok {
+					if err := n.forwardBody(sw, r); err != nil {
+						n.writeErr(sw, err)
+					}
+					return
+				}
 			}
 			if !ok {
 				writeError(sw, http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required", "")
