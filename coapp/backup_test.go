@@ -40,6 +40,9 @@ func TestBackupRestore(t *testing.T) {
 	if size != orig.Size || root != orig.Root {
 		t.Fatalf("restored size %d root %s, original %d %s", size, root, orig.Size, orig.Root)
 	}
+	// Member signing keys are secrets kept apart from the ledger, and
+	// restored with the node's directory, as the federation's key file.
+	copyMemberKeys(t, n0.cfg.Dir, dir)
 	cfg := nodeConfig(dir)
 	cfg.Bootstrap, cfg.NodeID = true, "restored"
 	n1 := mustStart(t, cfg)

@@ -102,6 +102,9 @@ type exportPlan struct {
 	types       map[string]*planType
 	columns     []string // every field of every type, sorted, for CSV
 	oldest      time.Time
+	// refused are the record entries every replica refused (no valid
+	// batch signature): never part of a dataset.
+	refused map[uint64]bool
 }
 
 type planType struct {
@@ -120,7 +123,7 @@ func (n *Node) plan(v *ledger.View, d DatasetInfo, purpose string, asOf, consent
 	if _, err := v.Entry(asOf); err != nil {
 		return nil, err
 	}
-	p := &exportPlan{d: d, purpose: purpose, asOf: asOf, at: at, types: map[string]*planType{}}
+	p := &exportPlan{d: d, purpose: purpose, asOf: asOf, at: at, types: map[string]*planType{}, refused: n.view.refusedRecords()}
 	if consentAt > asOf {
 		if _, err := v.Entry(consentAt); err != nil {
 			return nil, err
@@ -188,7 +191,7 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 		if err != nil {
 			return err
 		}
-		if e.Kind != KindRecord {
+		if e.Kind != KindRecord || p.refused[e.Index] {
 			continue
 		}
 		head, err := decodeRecordPayload(e.Payload)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +18,30 @@ func joinNode(tb testing.TB, id string, via *Node, token string, voter bool) *No
 	cfg := nodeConfig(tb.TempDir())
 	cfg.NodeID, cfg.Join, cfg.JoinToken, cfg.NonVoter = id, via.URL(), token, !voter
 	cfg.KeyFile = via.KeyFile() // the federation's key file, passed out of band
+	// The tests publish as the founding member through every node: its
+	// signing key, too, is copied out of band, as a member running
+	// several nodes would.
+	copyMemberKeys(tb, via.cfg.Dir, cfg.Dir)
 	return mustStart(tb, cfg)
+}
+
+// copyMemberKeys copies the member signing keys of one node's directory
+// into another's.
+func copyMemberKeys(tb testing.TB, from, to string) {
+	tb.Helper()
+	files, _ := filepath.Glob(filepath.Join(from, memberKeyDir, "*.key"))
+	if err := os.MkdirAll(filepath.Join(to, memberKeyDir), 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, memberKeyDir, filepath.Base(f)), b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // converged waits until every node answers the same size and root.
@@ -57,8 +82,9 @@ func TestFederationOfThree(t *testing.T) {
 			t.Fatalf("publish through %s: %v", n.ID(), err)
 		}
 	}
-	// Genesis, n0, token, schema, n1, n2: 6 entries, then 3 records.
-	converged(t, token, 9, n0, n1, n2)
+	// Genesis, n0, token, schema, n1, n2: 6 entries, then 3 records,
+	// each after its batch signature.
+	converged(t, token, 12, n0, n1, n2)
 
 	// Leader-level reads on a follower are answered by the leader.
 	info, err := client.New(n2.URL(), token).Record(ctx, recs[0].ID, "linearizable")
@@ -74,7 +100,7 @@ func TestFederationOfThree(t *testing.T) {
 		t.Fatalf("Cluster = %+v", cl)
 	}
 	for _, ns := range cl.Nodes {
-		if ns.State == "unreachable" || ns.Suffrage != "voter" || ns.HTTPAddr == "" || ns.Size != 9 {
+		if ns.State == "unreachable" || ns.Suffrage != "voter" || ns.HTTPAddr == "" || ns.Size != 12 {
 			t.Errorf("node %+v", ns)
 		}
 	}
@@ -86,7 +112,7 @@ func TestFederationOfThree(t *testing.T) {
 	if _, err := client.New(n1.URL(), token).Publish(ctx, []client.Record{record(10)}); err != nil {
 		t.Fatal(err)
 	}
-	converged(t, token, 11, n0, n1)
+	converged(t, token, 15, n0, n1)
 	cl, _ = client.New(n0.URL(), token).Cluster(ctx)
 	if len(cl.Nodes) != 2 {
 		t.Errorf("after removal the cluster has %d nodes", len(cl.Nodes))
@@ -103,7 +129,7 @@ func TestNonVoterPromoted(t *testing.T) {
 	if _, err := client.New(r.URL(), token).Publish(ctx, []client.Record{record(1)}); err != nil {
 		t.Fatal(err)
 	}
-	converged(t, token, 6, n0, r)
+	converged(t, token, 7, n0, r)
 	st, err := client.New(r.URL(), token).Status(ctx)
 	if err != nil || st.Suffrage != "nonvoter" {
 		t.Fatalf("replica status = %+v, %v; want a nonvoter", st, err)
@@ -155,7 +181,7 @@ func TestLeaderLeaves(t *testing.T) {
 		_, err := client.New(n1.URL(), token).Publish(ctx, []client.Record{record(1)})
 		return err
 	})
-	info := converged(t, token, 8, n1, n2)
+	info := converged(t, token, 9, n1, n2)
 	cl, err := client.New(n2.URL(), token).Cluster(ctx)
 	if err != nil || len(cl.Nodes) != 2 || cl.Leader == "n0" {
 		t.Errorf("cluster after the leader left: %+v, %v (ledger %+v)", cl, err, info)

@@ -541,15 +541,25 @@ func (n *Node) signBody(member, kind string, body any) (signedBody, ed25519.Publ
 	if err != nil {
 		return signedBody{}, nil, err
 	}
-	key, err := n.signers.key(member)
+	key, err := n.signingKey(member)
 	if err != nil {
 		return signedBody{}, nil, err
 	}
 	pub := key.Public().(ed25519.PublicKey)
-	if known, ok := n.view.memberKey(member); ok && !known.Equal(pub) {
-		return signedBody{}, nil, fmt.Errorf("%w: member %s signs on the node that holds its key, not this one", ErrForbidden, member)
-	}
 	return signedBody{Body: b, Signer: member, Sig: ed25519.Sign(key, signingContext(kind, b))}, pub, nil
+}
+
+// signingKey returns member's signing key on this node: the one the
+// ledger knows for member, or a new one for a member without a key yet.
+func (n *Node) signingKey(member string) (ed25519.PrivateKey, error) {
+	key, err := n.signers.key(member)
+	if err != nil {
+		return nil, err
+	}
+	if known, ok := n.view.memberKey(member); ok && !known.Equal(key.Public().(ed25519.PublicKey)) {
+		return nil, fmt.Errorf("%w: member %s signs on the node that holds its key, not this one", ErrForbidden, member)
+	}
+	return key, nil
 }
 
 // submitSigned signs a governance body as member on this node, where the
@@ -603,6 +613,10 @@ func (n *Node) appendSigned(ctx context.Context, member string, sub signedSubmis
 	}
 	n.signedMu.Lock()
 	defer n.signedMu.Unlock()
+	if sub.Kind == KindKeyRotation {
+		n.keyMu.Lock() // no batch is checked under the old key meanwhile
+		defer n.keyMu.Unlock()
+	}
 	n.awaitView(ctx)
 	var entries []ledger.Entry
 	pub, known := n.view.memberKey(member)

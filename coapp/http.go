@@ -3,6 +3,7 @@ package coapp
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,6 +80,7 @@ func (n *Node) routeTable() []route {
 		{"GET /readyz", public, n.handleReadyz},
 		{"GET /metrics", public, n.handleMetrics},
 		{"POST /v1/records", member, n.handlePublish},
+		{"POST /v1/records/signed", member, n.handleSignedRecords},
 		{"GET /v1/records/{id}", member, n.handleRecord},
 		{"GET /v1/ledger", member, n.handleLedger},
 		{"GET /v1/ledger/proofs/inclusion", member, n.handleInclusion},
@@ -290,7 +292,11 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "conflict", err.Error(), "")
 	case errors.Is(err, ErrBadSignature):
 		writeError(w, http.StatusBadRequest, "bad_signature", err.Error(), "")
-	case errors.Is(err, ErrErased):
+	case errors.Is(err, ledger.ErrKeyConflict):
+		// Another writer created a subject's data key first: the
+		// publishing node reads it and seals again.
+		writeError(w, http.StatusConflict, "key_conflict", "a subject's data key changed meanwhile; seal again", "keys")
+	case errors.Is(err, ErrErased), errors.Is(err, ledger.ErrKeyDestroyed):
 		writeError(w, http.StatusGone, "erased", "the subject was erased: nothing more is published about them", "")
 	case errors.As(err, &vc):
 		writeError(w, http.StatusConflict, "conflict", vc.Error(), "version")
@@ -524,19 +530,11 @@ type publishResponse struct {
 }
 
 func (n *Node) handlePublish(w http.ResponseWriter, r *http.Request, c caller) error {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	if n.needsLeader() {
-		return n.forward(w, r, body)
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req publishRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	receipts, err := n.Publish(r.Context(), c.member, req.Records)
+	receipts, err := n.publish(r.Context(), r, c.member, req.Records)
 	if err != nil {
 		return err
 	}
@@ -545,10 +543,32 @@ func (n *Node) handlePublish(w http.ResponseWriter, r *http.Request, c caller) e
 
 // Publish validates records and appends them for member, atomically: on
 // error nothing was written. Records whose ids the ledger already holds
-// with the same content get their original receipts.
+// with the same content get their original receipts. The records are
+// pseudonymised, sealed and signed with member's key on this node; the
+// append runs on the leader (ledger.ErrNotLeader elsewhere: the HTTP API
+// sends the sealed, signed batch to the leader).
 func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]Receipt, error) {
+	return n.publish(ctx, nil, member, records)
+}
+
+func (n *Node) publish(ctx context.Context, r *http.Request, member string, records []Record) ([]Receipt, error) {
 	if len(records) == 0 {
 		return nil, invalid("records", "required: at least one record")
+	}
+	follower := n.needsLeader()
+	if r == nil && follower {
+		return nil, ledger.ErrNotLeader
+	}
+	if _, known := n.view.memberKey(member); !known && follower {
+		// The member's key, or the schemas, may be in the ledger
+		// already but not yet applied here.
+		if err := n.catchUp(r); err != nil {
+			return nil, err
+		}
+	}
+	key, err := n.signingKey(member)
+	if err != nil {
+		return nil, err
 	}
 	preps := make([]prepared, len(records))
 	tr := &transformer{keys: n.keys, member: member}
@@ -558,6 +578,13 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 			return nil, err
 		}
 		s, ok := n.view.schema(records[i].Type, records[i].Version)
+		if !ok && follower {
+			// Registered through the leader a moment ago, perhaps.
+			if err := n.catchUp(r); err != nil {
+				return nil, err
+			}
+			s, ok = n.view.schema(records[i].Type, records[i].Version)
+		}
 		if !ok {
 			if records[i].Version != 0 {
 				return nil, invalid(at+".version", "no version %d of the schema of %s", records[i].Version, records[i].Type)
@@ -574,14 +601,23 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 	// requirement that those keys are still the ones in the key store. A
 	// key created meanwhile by another request conflicts: read it, retry.
 	var rs []ledger.Receipt
-	var err error
 	for attempt := 0; ; attempt++ {
-		rs, err = n.sealAndAppend(ctx, preps)
+		rs, err = n.sealAndAppend(ctx, r, member, key, preps)
 		var ke *ledger.KeyError
-		if errors.As(err, &ke) {
+		var ae *apiError
+		switch {
+		case errors.As(err, &ke):
 			// That remembered key was stale, or another writer created
 			// it first: read it again.
 			n.cache.forgetKey(ke.Name)
+		case errors.As(err, &ae) && ae.Code == "key_conflict":
+			// The same, found by the leader: catch up with it, and read
+			// the batch's keys again.
+			n.forgetSubjects(preps)
+			if cerr := n.catchUp(r); cerr != nil {
+				return nil, cerr
+			}
+			err = fmt.Errorf("%w (on the leader)", ledger.ErrKeyConflict)
 		}
 		if attempt < 3 && errors.Is(err, ledger.ErrKeyConflict) {
 			continue
@@ -601,7 +637,16 @@ func (n *Node) Publish(ctx context.Context, member string, records []Record) ([]
 	return out, nil
 }
 
-func (n *Node) sealAndAppend(ctx context.Context, preps []prepared) ([]ledger.Receipt, error) {
+// forgetSubjects drops the remembered data keys of the batch's subjects.
+func (n *Node) forgetSubjects(preps []prepared) {
+	ps := make([]pseudonym.Pseudonym, len(preps))
+	for i := range preps {
+		ps[i] = preps[i].payload.Subject
+	}
+	n.cache.forget(ps)
+}
+
+func (n *Node) sealAndAppend(ctx context.Context, r *http.Request, member string, key ed25519.PrivateKey, preps []prepared) ([]ledger.Receipt, error) {
 	subjects := make([]pseudonym.Pseudonym, len(preps))
 	for i := range preps {
 		subjects[i] = preps[i].payload.Subject
@@ -623,9 +668,11 @@ func (n *Node) sealAndAppend(ctx context.Context, preps []prepared) ([]ledger.Re
 		seen[e.ID] = i
 		entries[i] = e
 	}
-	start := time.Now()
-	rs, err := n.ledger.AppendWithKeys(ctx, reqs, entries...)
-	n.metrics.appendLatency(time.Since(start), err)
+	sub := batchSubmission{records: entries, batch: signBatch(key, member, entries), reqs: reqs}
+	if _, known := n.view.memberKey(member); !known {
+		sub.pub = key.Public().(ed25519.PublicKey)
+	}
+	rs, err := n.submitBatch(ctx, r, member, sub)
 	if err == nil {
 		for s, k := range created {
 			n.cache.rememberSubject(s, k)
@@ -668,7 +715,13 @@ func (n *Node) handleRecord(w http.ResponseWriter, r *http.Request, _ caller) er
 		if e.Kind != KindRecord {
 			return nil, ErrNotFound
 		}
-		return recordInfo(e, rc)
+		info, err := recordInfo(e, rc)
+		if err == nil {
+			if err := n.view.recordRefusal(rc.Index); err != nil {
+				info.Refused = strings.TrimPrefix(err.Error(), "coapp: ")
+			}
+		}
+		return info, err
 	})
 }
 

@@ -108,8 +108,9 @@ type Node struct {
 	keys   *pseudonym.Keyring
 	cache  keyCache
 
-	signers  signers    // members' signing keys on this node
-	signedMu sync.Mutex // orders signed entries (consents, governance) between their check and their append, on the leader
+	signers  signers      // members' signing keys on this node
+	signedMu sync.Mutex   // orders signed entries (consents, governance) between their check and their append, on the leader
+	keyMu    sync.RWMutex // held for reading by batches between their check and their append, for writing by key rotations
 
 	httpServer *http.Server
 	httpLn     net.Listener
@@ -360,16 +361,14 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		}
 		memberKeys[m] = pub
 	}
-	// The founder's key goes into the genesis when this node already
-	// holds it (made with CreateMemberKey, coapp keys member).
+	// The founder's key goes into the genesis: the one this node holds
+	// (made with CreateMemberKey, coapp keys member), or a new one.
 	if _, given := memberKeys[n.cfg.Member]; !given {
-		if _, err := os.Stat(n.signers.path(n.cfg.Member)); err == nil {
-			founderKey, err := n.signers.key(n.cfg.Member)
-			if err != nil {
-				return err
-			}
-			memberKeys[n.cfg.Member] = founderKey.Public().(ed25519.PublicKey)
+		founderKey, err := n.signers.key(n.cfg.Member)
+		if err != nil {
+			return err
 		}
+		memberKeys[n.cfg.Member] = founderKey.Public().(ed25519.PublicKey)
 	}
 	token, op, err := newToken(n.cfg.Member, true)
 	if err != nil {
@@ -377,7 +376,7 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	}
 	now := time.Now().UTC()
 	entries := []ledger.Entry{
-		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers, Rules: &rules, MemberKeys: memberKeys}),
+		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers, Rules: &rules, MemberKeys: memberKeys, SignedRecords: true}),
 		systemEntry(KindNode, n.cfg.Member, now, n.selfInfo(true)),
 		systemEntry(KindToken, n.cfg.Member, now, op),
 	}

@@ -66,9 +66,10 @@ func TestPublishAndRead(t *testing.T) {
 	if len(rs) != 5 || rs[0].ID != recs[0].ID {
 		t.Fatalf("receipts = %+v", rs)
 	}
-	// The genesis, node, token and schema entries come first.
-	if rs[0].Index != 4 || rs[4].Index != 8 {
-		t.Errorf("record indexes %d..%d, want 4..8", rs[0].Index, rs[4].Index)
+	// The genesis, node, token and schema entries come first, then the
+	// batch's signature.
+	if rs[0].Index != 5 || rs[4].Index != 9 {
+		t.Errorf("record indexes %d..%d, want 5..9", rs[0].Index, rs[4].Index)
 	}
 	// Same records again, fields in another order and layout: same receipts.
 	again := record(2)
@@ -85,8 +86,8 @@ func TestPublishAndRead(t *testing.T) {
 		t.Errorf("Record = %+v", info)
 	}
 	li, err := c.Ledger(ctx, "")
-	if err != nil || li.Size != 9 {
-		t.Fatalf("Ledger = %+v, %v; want size 9", li, err)
+	if err != nil || li.Size != 10 {
+		t.Fatalf("Ledger = %+v, %v; want size 10 (nothing stored again)", li, err)
 	}
 	ip, err := c.InclusionProof(ctx, rs[3].Index, li.Size, "")
 	if err != nil {
@@ -241,7 +242,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`coapp_raft_state{state="Leader"} 1`,
-		"coapp_ledger_size 5",
+		"coapp_ledger_size 6",
 		`coapp_append_duration_seconds_count 1`,
 		`coapp_http_requests_total{route="POST /v1/records",status="200"} 1`,
 	} {

@@ -54,6 +54,10 @@ type RecordInfo struct {
 	Version int       `json:"version"`
 	Time    time.Time `json:"time"`
 	Member  string    `json:"member"`
+	// Refused says why every replica refused the record, when it did:
+	// no valid batch signature of its member covers it. A refused record
+	// stays in the log, inert: no export, aggregate or share counts it.
+	Refused string `json:"refused,omitempty"`
 }
 
 // recordPayload is the ledger payload of a record: the schema's type and

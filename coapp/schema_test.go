@@ -256,6 +256,7 @@ func TestNoRawIdentifierOnDisk(t *testing.T) {
 	for _, id := range []string{"n1", "n2"} {
 		c := nodeConfig(t.TempDir())
 		c.NodeID, c.Join, c.JoinToken, c.KeyFile, c.Logger = id, n0.URL(), token, n0.KeyFile(), logger
+		copyMemberKeys(t, n0.cfg.Dir, c.Dir)
 		nodes = append(nodes, mustStart(t, c))
 	}
 	var secrets [][]byte

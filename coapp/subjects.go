@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 
 	"coapp.coop/ledger"
@@ -362,6 +363,9 @@ func (n *Node) Access(ctx context.Context, member, subject string) (SubjectRepor
 				Receipt: Receipt{ID: e.ID, Index: e.Index, Leaf: leaf},
 				Type:    p.Type, Version: p.Version, Time: e.Time, Member: e.Author,
 			}}
+			if err := n.view.recordRefusal(e.Index); err != nil {
+				sr.Refused = strings.TrimPrefix(err.Error(), "coapp: ")
+			}
 			switch {
 			case errors.Is(err, ErrErased):
 				sr.Erased = true

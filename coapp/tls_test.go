@@ -63,6 +63,7 @@ func TestMutualTLS(t *testing.T) {
 	cfg1.NodeID, cfg1.Join, cfg1.JoinToken = "n1", n0.URL(), token
 	cfg1.KeyFile = n0.KeyFile()
 	cfg1.TLS = TLSFiles(certs["n1"])
+	copyMemberKeys(t, cfg.Dir, cfg1.Dir)
 	n1 := mustStart(t, cfg1)
 
 	ctx := testCtx(t)
@@ -72,7 +73,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	waitUntil(t, "replicated over TLS", 20*time.Second, func() error {
 		for _, n := range []*Node{n0, n1} {
-			if st, _ := n.Ledger().Status(); st.Size != 6 {
+			if st, _ := n.Ledger().Status(); st.Size != 7 {
 				return context.DeadlineExceeded
 			}
 		}

@@ -35,6 +35,11 @@ type genesis struct {
 	// made by the bootstrapping node, and those given at bootstrap. A
 	// member without one registers its key with its first signed entry.
 	MemberKeys map[string][]byte `json:"member_keys,omitempty"`
+	// SignedRecords makes every replica refuse records that no batch
+	// signature of their author covers (see KindBatch). Federations
+	// founded before batch signatures lack it, and keep accepting
+	// unsigned records.
+	SignedRecords bool `json:"signed_records,omitempty"`
 }
 
 // NodeInfo describes a node of the federation: its Raft and HTTP
@@ -81,6 +86,12 @@ type view struct {
 	// rejected remembers why recent signed entries were refused on
 	// apply, by index, for the writer waiting on them.
 	rejected map[uint64]error
+	// batch is the batch signature applied last, for the records that
+	// follow it; badRecords the record entries refused, by index, for
+	// good (only forged or damaged entries: the leader checks every
+	// batch before appending it).
+	batch      *pendingBatch
+	badRecords map[uint64]error
 
 	gov *governance
 }
@@ -89,13 +100,13 @@ func newView() *view {
 	return &view{
 		nodes: map[string]NodeInfo{}, tokens: map[string]tokenRec{}, schemas: map[string][]Schema{},
 		consents: consent.NewIndex(consent.NewVocabulary()), memberKeys: map[string]ed25519.PublicKey{}, keyHistory: map[string][]keyAt{},
-		rejected: map[uint64]error{}, gov: newGovernance(),
+		rejected: map[uint64]error{}, badRecords: map[uint64]error{}, gov: newGovernance(),
 	}
 }
 
 // follow applies the ledger to the view until ctx ends.
 func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) {
-	for e, err := range l.Follow(ctx, 0, KindGenesis, KindNode, KindToken, KindSchema, KindMemberKey, KindPurpose, consent.Kind, KindProposal, KindVote, KindExport, KindKeyRotation) {
+	for e, err := range l.Follow(ctx, 0, KindRecord, KindBatch, KindGenesis, KindNode, KindToken, KindSchema, KindMemberKey, KindPurpose, consent.Kind, KindProposal, KindVote, KindExport, KindKeyRotation) {
 		if err != nil {
 			if ctx.Err() == nil {
 				onErr(err)
@@ -110,9 +121,20 @@ func (v *view) apply(e ledger.Entry) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.next = e.Index + 1
+	if e.Kind != KindRecord && e.Kind != KindBatch {
+		v.batch = nil // a batch's records follow it in one append
+	}
 	switch e.Kind {
 	case KindRecord:
 		v.records++
+		if err := v.checkRecord(e); err != nil {
+			v.badRecords[e.Index] = err
+		}
+	case KindBatch:
+		v.batch = nil
+		if err := v.applyBatch(e); err != nil {
+			v.reject(e.Index, err)
+		}
 	case KindGenesis:
 		var g genesis
 		if json.Unmarshal(e.Payload, &g) == nil && v.genesis == nil {
@@ -171,10 +193,7 @@ func (v *view) apply(e ledger.Entry) {
 			err = v.applyKeyRotation(e)
 		}
 		if err != nil {
-			if len(v.rejected) >= 1024 {
-				clear(v.rejected)
-			}
-			v.rejected[e.Index] = err
+			v.reject(e.Index, err)
 		}
 	case KindToken:
 		var op tokenOp
@@ -332,6 +351,15 @@ func (v *view) decide(subject, member, category, purpose string, at time.Time, a
 		return v.consents.Allowed(subject, purpose, at, asOf)
 	}
 	return v.consents.Usable(subject, member, category, purpose, at, asOf)
+}
+
+// reject remembers why the signed entry at index was refused, for its
+// writer; only the latest ones.
+func (v *view) reject(index uint64, err error) {
+	if len(v.rejected) >= 1024 {
+		clear(v.rejected)
+	}
+	v.rejected[index] = err
 }
 
 // rejection returns why the signed entry at index was refused, or

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -67,6 +68,51 @@ type proc struct {
 }
 
 func (p *proc) url() string { return "http://" + p.httpAddr }
+
+// copyMemberKeys copies the member signing keys of another node's
+// directory into this one's, before it starts: the tests publish as the
+// founding member through every node, as a member running several nodes
+// would, with its key copied out of band.
+func (p *proc) copyMemberKeys(from *proc) {
+	p.t.Helper()
+	files, _ := filepath.Glob(filepath.Join(from.dir, "members", "*.key"))
+	if len(files) == 0 {
+		p.t.Fatalf("no member key in %s", from.dir)
+	}
+	if err := os.MkdirAll(filepath.Join(p.dir, "members"), 0o700); err != nil {
+		p.t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, "members", filepath.Base(f)), b, 0o600); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+// counter counts by name, safely from several goroutines.
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) Add(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[name]++
+}
+
+func (c *counter) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
 
 func newProc(t *testing.T, id string, extra ...string) *proc {
 	p := &proc{t: t, id: id, dir: filepath.Join(t.TempDir(), id), httpAddr: freePort(t), raftAddr: freePort(t)}

@@ -57,6 +57,10 @@ type RecordInfo struct {
 	Version int       `json:"version"`
 	Time    time.Time `json:"time"`
 	Member  string    `json:"member"`
+	// Refused says why every replica refused the record, when it did (no
+	// valid signature of its member covers it): it stays in the log,
+	// inert.
+	Refused string `json:"refused,omitempty"`
 }
 
 // LedgerInfo is the ledger's size and Merkle root.

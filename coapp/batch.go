@@ -1,0 +1,397 @@
+package coapp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/ledger"
+	"coapp.coop/ledger/merkle"
+)
+
+// Signed records. Every batch of records a member publishes is signed with
+// the member's Ed25519 key, on the node that received it and holds that
+// key: one signature over the Merkle leaf hashes of the batch's record
+// entries, written as an entry of its own (KindBatch) just before them, in
+// the same append. Every replica verifies it when applying, under the key
+// the member had at that index, and refuses (leaves inert, skipped by
+// exports, aggregates, shares and the right of access) any record of a
+// federation founded with signed records that no valid batch signature of
+// its author covers.
+//
+// The node that received the records also pseudonymises and seals them:
+// on a follower, only sealed, signed entries travel to the leader (POST
+// /v1/records/signed), never a raw identifier.
+
+// KindBatch is the ledger kind of a member's signature over the records
+// that follow it.
+const KindBatch = "coapp.batch/v1"
+
+// batchFormat starts a batch payload:
+//
+//	1 | uvarint n | n leaf hashes (32 bytes each) | Ed25519 signature (64)
+const batchFormat byte = 1
+
+var batchNamespace = uuid.MustParse("0b8c6f6e-2f4d-4a53-8d2e-91b1f3c7a6d5")
+
+// batchMessage is what a member signs: the kind's context, the author and
+// the leaf hashes of its records, in order.
+func batchMessage(author string, leaves []merkle.Hash) []byte {
+	b := make([]byte, 0, 32+len(author)+len(leaves)*merkle.Size)
+	b = append(b, "coapp/v1/"+KindBatch+"|"...)
+	b = binary.AppendUvarint(b, uint64(len(author)))
+	b = append(b, author...)
+	for _, h := range leaves {
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+// signBatch signs entries as author and returns the batch entry that goes
+// before them. It is deterministic, so that a retry makes the same entry.
+func signBatch(key ed25519.PrivateKey, author string, entries []ledger.Entry) ledger.Entry {
+	leaves := make([]merkle.Hash, len(entries))
+	var latest time.Time
+	for i := range entries {
+		leaves[i] = entries[i].LeafHash()
+		if entries[i].Time.After(latest) {
+			latest = entries[i].Time
+		}
+	}
+	sig := ed25519.Sign(key, batchMessage(author, leaves))
+	return batchEntry(author, latest, leaves, sig)
+}
+
+func batchEntry(author string, at time.Time, leaves []merkle.Hash, sig []byte) ledger.Entry {
+	p := make([]byte, 0, 1+binary.MaxVarintLen32+len(leaves)*merkle.Size+ed25519.SignatureSize)
+	p = append(p, batchFormat)
+	p = binary.AppendUvarint(p, uint64(len(leaves)))
+	for _, h := range leaves {
+		p = append(p, h[:]...)
+	}
+	p = append(p, sig...)
+	return ledger.Entry{ID: uuid.NewSHA1(batchNamespace, p), Kind: KindBatch, Author: author, Time: at, Payload: p}
+}
+
+// decodeBatch reads a batch payload.
+func decodeBatch(p []byte) (leaves []merkle.Hash, sig []byte, err error) {
+	bad := errors.New("coapp: malformed batch signature")
+	if len(p) == 0 || p[0] != batchFormat {
+		return nil, nil, bad
+	}
+	n, k := binary.Uvarint(p[1:])
+	if k <= 0 || n == 0 || n > uint64(len(p))/merkle.Size {
+		return nil, nil, bad
+	}
+	rest := p[1+k:]
+	if uint64(len(rest)) != n*merkle.Size+ed25519.SignatureSize {
+		return nil, nil, bad
+	}
+	leaves = make([]merkle.Hash, n)
+	for i := range leaves {
+		copy(leaves[i][:], rest[i*merkle.Size:])
+	}
+	return leaves, rest[n*merkle.Size:], nil
+}
+
+// pendingBatch is the batch signature the view verified last, waiting for
+// the records it covers, which follow it.
+type pendingBatch struct {
+	author string
+	leaves map[merkle.Hash]bool
+}
+
+// applyBatch verifies a batch signature under its author's current key
+// and makes it the pending one.
+func (v *view) applyBatch(e ledger.Entry) error {
+	leaves, sig, err := decodeBatch(e.Payload)
+	if err != nil {
+		return err
+	}
+	pub, ok := v.memberKeys[e.Author]
+	if !ok {
+		return fmt.Errorf("%w: member %s has no key", ErrBadSignature, e.Author)
+	}
+	if !ed25519.Verify(pub, batchMessage(e.Author, leaves), sig) {
+		return fmt.Errorf("%w: records of %s", ErrBadSignature, e.Author)
+	}
+	set := make(map[merkle.Hash]bool, len(leaves))
+	for _, h := range leaves {
+		set[h] = true
+	}
+	v.batch = &pendingBatch{author: e.Author, leaves: set}
+	return nil
+}
+
+// checkRecord decides whether a record entry is covered by the pending
+// batch signature, in a federation that requires one.
+func (v *view) checkRecord(e ledger.Entry) error {
+	if v.genesis == nil || !v.genesis.SignedRecords {
+		return nil
+	}
+	if v.batch == nil || v.batch.author != e.Author {
+		return fmt.Errorf("%w: record %s is not signed by %s", ErrBadSignature, e.ID, e.Author)
+	}
+	if h := e.LeafHash(); !v.batch.leaves[h] {
+		return fmt.Errorf("%w: record %s is not what %s signed", ErrBadSignature, e.ID, e.Author)
+	} else {
+		delete(v.batch.leaves, h)
+	}
+	return nil
+}
+
+// refusedRecords returns the indexes of the record entries every replica
+// refused, as of now; nil when none were.
+func (v *view) refusedRecords() map[uint64]bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if len(v.badRecords) == 0 {
+		return nil
+	}
+	out := make(map[uint64]bool, len(v.badRecords))
+	for i := range v.badRecords {
+		out[i] = true
+	}
+	return out
+}
+
+// recordRefusal returns why the record at index was refused, or nil.
+func (v *view) recordRefusal(index uint64) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.badRecords[index]
+}
+
+// sealedBatch is the body of POST /v1/records/signed: a member's records
+// pseudonymised, sealed and signed on the node that received them, with
+// the key requirements they were sealed under, for the leader to append.
+type sealedBatch struct {
+	Records   []sealedRecord `json:"records"`
+	Signature []byte         `json:"signature"`
+	Keys      []sealedKey    `json:"keys"`
+	// PublicKey is the member's key, for its first signed entry.
+	PublicKey []byte `json:"public_key,omitempty"`
+}
+
+type sealedRecord struct {
+	ID      uuid.UUID `json:"id"`
+	Time    time.Time `json:"time"`
+	Payload []byte    `json:"payload"`
+}
+
+type sealedKey struct {
+	Name   []byte `json:"name"`
+	Create []byte `json:"create,omitempty"`
+	Hash   []byte `json:"hash"`
+}
+
+// batchSubmission is a signed batch as the leader appends it.
+type batchSubmission struct {
+	records []ledger.Entry
+	batch   ledger.Entry
+	reqs    []ledger.KeyRequirement
+	pub     ed25519.PublicKey
+}
+
+func (s *batchSubmission) wire() sealedBatch {
+	out := sealedBatch{Records: make([]sealedRecord, len(s.records)), Keys: make([]sealedKey, len(s.reqs)), PublicKey: s.pub}
+	for i, e := range s.records {
+		out.Records[i] = sealedRecord{ID: e.ID, Time: e.Time, Payload: e.Payload}
+	}
+	for i, k := range s.reqs {
+		out.Keys[i] = sealedKey{Name: k.Name, Create: k.Create, Hash: k.Hash[:]}
+	}
+	_, out.Signature, _ = decodeBatch(s.batch.Payload)
+	return out
+}
+
+// submission rebuilds the entries of a sealed batch for member, and
+// checks its shape: records of the binary format, each subject's key
+// among the requirements, one signature over them all.
+func (b *sealedBatch) submission(member string) (batchSubmission, error) {
+	var s batchSubmission
+	if len(b.Records) == 0 {
+		return s, invalid("records", "required: at least one record")
+	}
+	if len(b.Signature) != ed25519.SignatureSize {
+		return s, invalid("signature", "an Ed25519 signature of %d bytes", ed25519.SignatureSize)
+	}
+	if b.PublicKey != nil && len(b.PublicKey) != ed25519.PublicKeySize {
+		return s, invalid("public_key", "an Ed25519 public key of %d bytes", ed25519.PublicKeySize)
+	}
+	names := make(map[string]bool, len(b.Keys))
+	s.reqs = make([]ledger.KeyRequirement, len(b.Keys))
+	for i, k := range b.Keys {
+		if len(k.Hash) != len(s.reqs[i].Hash) || len(k.Name) == 0 {
+			return s, invalid(fmt.Sprintf("keys[%d]", i), "a key name and a SHA-256 hash")
+		}
+		s.reqs[i] = ledger.KeyRequirement{Name: k.Name, Create: k.Create}
+		copy(s.reqs[i].Hash[:], k.Hash)
+		names[string(k.Name)] = true
+	}
+	s.records = make([]ledger.Entry, len(b.Records))
+	leaves := make([]merkle.Hash, len(b.Records))
+	var latest time.Time
+	for i, r := range b.Records {
+		at := fmt.Sprintf("records[%d]", i)
+		if r.ID == uuid.Nil {
+			return s, invalid(at+".id", "required")
+		}
+		p, err := decodeBinaryPayload(r.Payload)
+		if err != nil || len(p.Box) == 0 {
+			return s, invalid(at+".payload", "not a sealed record")
+		}
+		if !names[string(subjectKeyName(p.Subject))] {
+			return s, invalid(at+".payload", "sealed under a key the batch does not name")
+		}
+		e := ledger.Entry{ID: r.ID, Kind: KindRecord, Author: member, Time: r.Time.UTC(), Payload: r.Payload}
+		s.records[i], leaves[i] = e, e.LeafHash()
+		if e.Time.After(latest) {
+			latest = e.Time
+		}
+	}
+	s.batch = batchEntry(member, latest, leaves, b.Signature)
+	if b.PublicKey != nil {
+		s.pub = ed25519.PublicKey(b.PublicKey)
+	}
+	return s, nil
+}
+
+// appendBatch appends a member's signed batch on the leader, after
+// checking its signature as the replicas will. Publishers hold keyMu for
+// reading, a key rotation for writing, so that no batch checked under a
+// member's old key is applied after its new one.
+func (n *Node) appendBatch(ctx context.Context, member string, s batchSubmission) ([]ledger.Receipt, error) {
+	n.keyMu.RLock()
+	pub, known := n.view.memberKey(member)
+	if !known {
+		// A member's first signed entry registers its key: one at a time.
+		n.keyMu.RUnlock()
+		n.signedMu.Lock()
+		defer n.signedMu.Unlock()
+		n.awaitView(ctx)
+		n.keyMu.RLock()
+		pub, known = n.view.memberKey(member)
+	}
+	defer n.keyMu.RUnlock()
+	var entries []ledger.Entry
+	if !known {
+		if len(s.pub) != ed25519.PublicKeySize {
+			return nil, invalid("public_key", "member %s has no key in the ledger yet: send its Ed25519 public key", member)
+		}
+		pub = s.pub
+		entries = append(entries, systemEntry(KindMemberKey, member, time.Now().UTC(), memberKey{Member: member, PublicKey: pub}))
+	}
+	leaves, sig, err := decodeBatch(s.batch.Payload)
+	if err != nil {
+		return nil, err
+	}
+	if !ed25519.Verify(pub, batchMessage(member, leaves), sig) {
+		return nil, fmt.Errorf("%w: the records of %s", ErrBadSignature, member)
+	}
+	// A batch whose records the ledger holds already (a retry) stores
+	// nothing new, not even its signature.
+	if rs, all, err := n.stored(ctx, s.records); err != nil || all {
+		return rs, err
+	}
+	head := len(entries) + 1
+	entries = append(entries, s.batch)
+	entries = append(entries, s.records...)
+	start := time.Now()
+	rs, err := n.ledger.AppendWithKeys(ctx, s.reqs, entries...)
+	n.metrics.appendLatency(time.Since(start), err)
+	if err != nil {
+		return nil, err
+	}
+	if !known {
+		if err := n.awaitApplied(ctx, rs[0].Index); err != nil {
+			return nil, err
+		}
+	}
+	return rs[head:], nil
+}
+
+// stored returns the receipts of the records when the ledger holds them
+// all already, and whether it does. A record id the ledger holds with other
+// content is a conflict.
+func (n *Node) stored(ctx context.Context, records []ledger.Entry) ([]ledger.Receipt, bool, error) {
+	rs := make([]ledger.Receipt, len(records))
+	all := true
+	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+		for i := range records {
+			e, rc, err := v.ByID(records[i].ID)
+			switch {
+			case errors.Is(err, ledger.ErrNotFound):
+				all = false // the append dedupes the rest
+				return nil
+			case err != nil:
+				return err
+			case e.LeafHash() != records[i].LeafHash():
+				return &ledger.ConflictError{ID: records[i].ID, Index: rc.Index}
+			}
+			rc.Duplicate = true
+			rs[i] = rc
+		}
+		return nil
+	})
+	if err != nil || !all {
+		return nil, false, err
+	}
+	return rs, true, nil
+}
+
+// submitBatch appends a signed batch: here on the leader, or through the
+// leader's POST /v1/records/signed with the credentials of r.
+func (n *Node) submitBatch(ctx context.Context, r *http.Request, member string, s batchSubmission) ([]ledger.Receipt, error) {
+	if !n.needsLeader() {
+		return n.appendBatch(ctx, member, s)
+	}
+	if r == nil {
+		return nil, ledger.ErrNotLeader
+	}
+	var out publishResponse
+	if err := n.callLeader(ctx, r, http.MethodPost, "/v1/records/signed", s.wire(), &out); err != nil {
+		return nil, err
+	}
+	rs := make([]ledger.Receipt, len(out.Receipts))
+	for i, rc := range out.Receipts {
+		rs[i] = ledger.Receipt{ID: rc.ID, Index: rc.Index, Leaf: rc.Leaf}
+	}
+	return rs, nil
+}
+
+func (n *Node) handleSignedRecords(w http.ResponseWriter, r *http.Request, c caller) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if n.needsLeader() {
+		return n.forward(w, r, body)
+	}
+	var b sealedBatch
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err := decodeBody(r, &b); err != nil {
+		return err
+	}
+	s, err := b.submission(c.member)
+	if err != nil {
+		return err
+	}
+	rs, err := n.appendBatch(r.Context(), c.member, s)
+	if err != nil {
+		return err
+	}
+	out := publishResponse{Receipts: make([]Receipt, len(rs))}
+	for i, rc := range rs {
+		out.Receipts[i] = Receipt{ID: rc.ID, Index: rc.Index, Leaf: rc.Leaf}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,252 @@
+package coapp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/coapp/client"
+	"coapp.coop/consent"
+	"coapp.coop/ledger"
+	"coapp.coop/pseudonym"
+)
+
+// sealedEntry seals a record for member on n as Publish would, without
+// appending it, and returns the entry with its key requirements.
+func sealedEntry(t *testing.T, n *Node, member string, r Record) (ledger.Entry, []ledger.KeyRequirement) {
+	t.Helper()
+	s, ok := n.view.schema(r.Type, r.Version)
+	if !ok {
+		t.Fatalf("no schema for %s", r.Type)
+	}
+	p, err := r.prepare(&transformer{keys: n.keys, member: member}, &s, "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, reqs, _, err := n.subjectKeys(testCtx(t), []pseudonym.Pseudonym{p.payload.Subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := p.seal(keys[p.payload.Subject])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, reqs
+}
+
+func purchase(subject string, amount int) Record {
+	return Record{ID: uuid.New(), Type: "purchase", Subject: subject, Time: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC),
+		Fields: rawFields("amount", fmt.Sprint(amount))}
+}
+
+// TestForgedRecordsRefusedByEveryReplica appends record entries straight
+// to the ledger, past the node's checks, as a node with a forged or
+// damaged writer would: a record without a batch signature, one signed by
+// a stranger's key, one swapped for another after signing, one signed by
+// another member than its author. Every replica refuses each of them (it
+// stays in the log, inert, and says so), and no export counts them; a
+// record signed properly the same way is accepted and exported.
+func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	n1 := joinNode(t, "n1", n0, token, true)
+	n2 := joinNode(t, "n2", n0, token, true)
+	nodes := []*Node{n0, n1, n2}
+	ctx := testCtx(t)
+	a := client.New(n1.URL(), token) // through a follower
+	share := consentRequest("", "dpv:ResearchAndDevelopment")
+	share.Tier = consent.TierMember
+	if _, err := a.GiveConsent(ctx, share); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GiveConsent(ctx, consentRequest("anna@example.org", "dpv:ResearchAndDevelopment")); err != nil {
+		t.Fatal(err)
+	}
+	genuine := []client.Record{record(1), record(2)}
+	for i := range genuine {
+		genuine[i].Subject = "anna@example.org"
+	}
+	if _, err := a.Publish(ctx, genuine); err != nil {
+		t.Fatal(err)
+	}
+
+	key, err := n0.signers.key("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stranger, _ := ed25519.GenerateKey(nil)
+	seal := func(amount int) (ledger.Entry, []ledger.KeyRequirement) {
+		return sealedEntry(t, n0, "coop-a", purchase("anna@example.org", amount))
+	}
+	type forged struct {
+		name    string
+		entries []ledger.Entry
+		record  ledger.Entry // the record entry, last of entries
+		refused bool
+	}
+	var cases []forged
+	e, reqs := seal(101)
+	cases = append(cases, forged{"no batch signature", []ledger.Entry{e}, e, true})
+	e, _ = seal(102)
+	cases = append(cases, forged{"a stranger's signature", []ledger.Entry{signBatch(stranger, "coop-a", []ledger.Entry{e}), e}, e, true})
+	e, _ = seal(103)
+	swapped, _ := seal(104)
+	cases = append(cases, forged{"swapped after signing", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), swapped}, swapped, true})
+	e, _ = seal(105)
+	other := e
+	other.Author = "coop-z"
+	cases = append(cases, forged{"signed by another member", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), other}, other, true})
+	e, _ = seal(106)
+	cases = append(cases, forged{"signed properly", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), e}, e, false})
+	indexes := map[string]uint64{}
+	for _, c := range cases {
+		rs, err := n0.Ledger().AppendWithKeys(ctx, reqs, c.entries...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		indexes[c.name] = rs[len(rs)-1].Index
+	}
+	size, _ := n0.Ledger().Status()
+	for _, n := range nodes {
+		waitUntil(t, n.ID()+" applied the forged entries", 20*time.Second, func() error {
+			if n.view.applied() < size.Size {
+				return errors.New("behind")
+			}
+			return nil
+		})
+		for _, c := range cases {
+			err := n.view.recordRefusal(indexes[c.name])
+			if c.refused != (err != nil) || (err != nil && !errors.Is(err, ErrBadSignature)) {
+				t.Errorf("%s on %s: refusal %v, want refused=%v", c.name, n.ID(), err, c.refused)
+			}
+		}
+	}
+	info, err := a.Record(ctx, cases[1].record.ID, "")
+	if err != nil || info.Refused == "" {
+		t.Errorf("a refused record's info = %+v, %v; want it marked refused", info, err)
+	}
+	if info, err := a.Record(ctx, cases[4].record.ID, ""); err != nil || info.Refused != "" {
+		t.Errorf("an accepted record's info = %+v, %v", info, err)
+	}
+
+	// An export counts the two published records and the one signed
+	// properly, none of the forged ones.
+	ds := Dataset{Name: "d", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Purchase", K: 1,
+		Types: []DatasetType{{Type: "purchase", Fields: []string{"amount"}}}}
+	passes(t, ctx, Proposal{Kind: ProposeDataset, Dataset: &ds}, a, a)
+	passes(t, ctx, Proposal{Kind: ProposeGrant, Grant: &Grant{Dataset: "d", Grantee: "coop-a", Purpose: "dpv:ResearchAndDevelopment", Until: time.Now().Add(time.Hour)}}, a, a)
+	var out bytes.Buffer
+	res, err := a.Export(ctx, "d", ExportRequest{Purpose: "dpv:ResearchAndDevelopment"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	amounts := map[string]bool{}
+	for _, l := range parseExport(t, out.Bytes()) {
+		amounts[string(l.Fields["amount"])] = true
+	}
+	if res.Rows != 3 || !amounts["10"] || !amounts["20"] || !amounts["106"] {
+		t.Errorf("export rows %d, amounts %v; want 10, 20 and 106 only", res.Rows, amounts)
+	}
+}
+
+// TestSignedBatchRefusals submits sealed batches to the leader's POST
+// /v1/records/signed that it must refuse, each with its typed error and
+// nothing written; and publishes through a node that does not hold the
+// member's key: refused, nothing written.
+func TestSignedBatchRefusals(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	n1 := joinNode(t, "n1", n0, token, true)
+	ctx := testCtx(t)
+	c := client.New(n0.URL(), token)
+	key, err := n0.signers.key("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, reqs := sealedEntry(t, n0, "coop-a", purchase("bruno@example.org", 7))
+	good := batchSubmission{records: []ledger.Entry{e}, batch: signBatch(key, "coop-a", []ledger.Entry{e}), reqs: reqs}
+	before := ledgerSize(t, c)
+	_, stranger, _ := ed25519.GenerateKey(nil)
+	cases := []struct {
+		name   string
+		mutate func(b *sealedBatch)
+		status int
+		code   string
+	}{
+		{"a stranger's signature", func(b *sealedBatch) {
+			b.Signature = ed25519.Sign(stranger, batchMessage("coop-a", nil))
+		}, http.StatusBadRequest, "bad_signature"},
+		{"a record changed after signing", func(b *sealedBatch) {
+			b.Records[0].Time = b.Records[0].Time.Add(time.Second)
+		}, http.StatusBadRequest, "bad_signature"},
+		{"a payload that is not a sealed record", func(b *sealedBatch) {
+			b.Records[0].Payload = []byte(`{"type":"purchase"}`)
+		}, http.StatusBadRequest, "invalid"},
+		{"a record sealed under a key the batch does not name", func(b *sealedBatch) {
+			b.Keys = nil
+		}, http.StatusBadRequest, "invalid"},
+		{"a short signature", func(b *sealedBatch) {
+			b.Signature = b.Signature[:10]
+		}, http.StatusBadRequest, "invalid"},
+		{"no records", func(b *sealedBatch) {
+			b.Records = nil
+		}, http.StatusBadRequest, "invalid"},
+	}
+	for _, tc := range cases {
+		b := good.wire()
+		tc.mutate(&b)
+		status, code := postRaw(t, n0.URL()+"/v1/records/signed", token, b)
+		if status != tc.status || code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, status, code, tc.status, tc.code)
+		}
+	}
+	if after := ledgerSize(t, c); after != before {
+		t.Fatalf("refused batches wrote %d entries", after-before)
+	}
+	// The batch as signed is accepted, through a follower too.
+	if status, code := postRaw(t, n1.URL()+"/v1/records/signed", token, good.wire()); status != http.StatusOK {
+		t.Fatalf("the batch as signed: %d %s", status, code)
+	}
+	if after := ledgerSize(t, c); after != before+2 {
+		t.Fatalf("the batch wrote %d entries, want its signature and its record", after-before)
+	}
+
+	// A node without the member's key refuses to sign for it.
+	keyFile := filepath.Join(n1.cfg.Dir, memberKeyDir, hex.EncodeToString([]byte("coop-a"))+".key")
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	before = ledgerSize(t, c)
+	_, err = client.New(n1.URL(), token).Publish(ctx, []client.Record{record(40)})
+	if apiStatus(err) != http.StatusForbidden {
+		t.Fatalf("publishing through a node without the member's key: %v, want 403", err)
+	}
+	if after := ledgerSize(t, c); after != before {
+		t.Fatalf("a refused publish wrote %d entries", after-before)
+	}
+}
+
+// postRaw posts v and returns the status and error code.
+func postRaw(t *testing.T, url, token string, v any) (int, string) {
+	t.Helper()
+	body, _ := json.Marshal(v)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var eb errorBody
+	_ = json.NewDecoder(resp.Body).Decode(&eb)
+	return resp.StatusCode, eb.Error.Code
+}
