@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +72,15 @@ func signBatch(key ed25519.PrivateKey, author string, entries []ledger.Entry) le
 	return batchEntry(author, latest, leaves, sig)
 }
 
+// signBatchHere signs entries as signBatch does, and remembers the
+// signature as verified: this node made it with the member's key.
+func (n *Node) signBatchHere(key ed25519.PrivateKey, author string, entries []ledger.Entry) ledger.Entry {
+	e := signBatch(key, author, entries)
+	leaves, sig, _ := decodeBatch(e.Payload)
+	n.view.sigs.add(sigKey(key.Public().(ed25519.PublicKey), batchMessage(author, leaves), sig))
+	return e
+}
+
 func batchEntry(author string, at time.Time, leaves []merkle.Hash, sig []byte) ledger.Entry {
 	p := make([]byte, 0, 1+binary.MaxVarintLen32+len(leaves)*merkle.Size+ed25519.SignatureSize)
 	p = append(p, batchFormat)
@@ -102,6 +113,71 @@ func decodeBatch(p []byte) (leaves []merkle.Hash, sig []byte, err error) {
 	return leaves, rest[n*merkle.Size:], nil
 }
 
+// verifiedSigs remembers batch signatures this node made or verified, so
+// that it checks each once: the leader verifies a batch before appending
+// it, and its view, applying the same bytes under the same key a moment
+// later, finds it here (as Bitcoin Core's signature cache spares a block
+// the checks its transactions passed in the mempool). Followers' views,
+// which saw none of them, verify every one. An entry is keyed by the
+// SHA-256 of the public key, the message and the signature, and used once.
+type verifiedSigs struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]struct{}
+}
+
+const verifiedSigsMax = 4096
+
+func sigKey(pub ed25519.PublicKey, msg, sig []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(pub)
+	h.Write(sig)
+	h.Write(msg)
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (c *verifiedSigs) add(k [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= verifiedSigsMax {
+		c.m = map[[sha256.Size]byte]struct{}{}
+	}
+	c.m[k] = struct{}{}
+}
+
+// take reports whether k was verified, and forgets it.
+func (c *verifiedSigs) take(k [sha256.Size]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[k]
+	delete(c.m, k)
+	return ok
+}
+
+// has reports whether k was verified.
+func (c *verifiedSigs) has(k [sha256.Size]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[k]
+	return ok
+}
+
+// verifyBatch checks a batch signature, or finds it checked already.
+func (c *verifiedSigs) verify(pub ed25519.PublicKey, msg, sig []byte, once bool) bool {
+	k := sigKey(pub, msg, sig)
+	if once && c.take(k) || !once && c.has(k) {
+		return true
+	}
+	if !ed25519.Verify(pub, msg, sig) {
+		return false
+	}
+	if !once {
+		c.add(k)
+	}
+	return true
+}
+
 // pendingBatch is the batch signature the view verified last, waiting for
 // the records it covers, which follow it.
 type pendingBatch struct {
@@ -120,7 +196,7 @@ func (v *view) applyBatch(e ledger.Entry) error {
 	if !ok {
 		return fmt.Errorf("%w: member %s has no key", ErrBadSignature, e.Author)
 	}
-	if !ed25519.Verify(pub, batchMessage(e.Author, leaves), sig) {
+	if !v.sigs.verify(pub, batchMessage(e.Author, leaves), sig, true) {
 		return fmt.Errorf("%w: records of %s", ErrBadSignature, e.Author)
 	}
 	set := make(map[merkle.Hash]bool, len(leaves))
@@ -294,7 +370,7 @@ func (n *Node) appendBatch(ctx context.Context, member string, s batchSubmission
 	if err != nil {
 		return nil, err
 	}
-	if !ed25519.Verify(pub, batchMessage(member, leaves), sig) {
+	if !n.view.sigs.verify(pub, batchMessage(member, leaves), sig, false) {
 		return nil, fmt.Errorf("%w: the records of %s", ErrBadSignature, member)
 	}
 	// A batch whose records the ledger holds already (a retry) stores

@@ -668,7 +668,7 @@ func (n *Node) sealAndAppend(ctx context.Context, r *http.Request, member string
 		seen[e.ID] = i
 		entries[i] = e
 	}
-	sub := batchSubmission{records: entries, batch: signBatch(key, member, entries), reqs: reqs}
+	sub := batchSubmission{records: entries, batch: n.signBatchHere(key, member, entries), reqs: reqs}
 	if _, known := n.view.memberKey(member); !known {
 		sub.pub = key.Public().(ed25519.PublicKey)
 	}

@@ -92,6 +92,7 @@ type view struct {
 	// batch before appending it).
 	batch      *pendingBatch
 	badRecords map[uint64]error
+	sigs       verifiedSigs
 
 	gov *governance
 }
