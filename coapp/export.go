@@ -177,6 +177,7 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 	// the dataset: a subject's data key (or erasure) and dataset
 	// pseudonym, and the dataset pseudonyms of pseudonymised field values.
 	type subjectState struct {
+		subject pseudonym.Pseudonym
 		author  string
 		legacy  bool
 		allowed bool
@@ -185,7 +186,10 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 		ds      string
 	}
 	const cacheMax = 1 << 16
-	subjects := map[pseudonym.Pseudonym]*subjectState{}
+	// Subjects by their pseudonym as stored: binary payloads' bytes (the
+	// lookup copies nothing), the first format's strings.
+	subjects := map[string]*subjectState{}
+	legacySubjects := map[string]*subjectState{}
 	values := map[string]string{}
 	for e, err := range v.Entries(0, p.asOf+1) {
 		if err != nil {
@@ -194,24 +198,44 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 		if e.Kind != KindRecord || p.refused[e.Index] {
 			continue
 		}
-		head, err := decodeRecordPayload(e.Payload)
-		if err != nil {
-			return fmt.Errorf("coapp: record %s: %w", e.ID, err)
-		}
-		pt, ok := p.types[head.Type]
-		if !ok {
-			continue
+		// The payload's head, without copying it: most records of a
+		// large dataset are of subjects seen already.
+		var head recordPayload
+		var pt *planType
+		var ss *subjectState
+		legacy := isLegacyPayload(e.Payload)
+		if legacy {
+			if head, err = decodeRecordPayload(e.Payload); err != nil {
+				return fmt.Errorf("coapp: record %s: %w", e.ID, err)
+			}
+			if pt = p.types[head.Type]; pt == nil {
+				continue
+			}
+			ss = legacySubjects[string(head.Subject)]
+		} else {
+			bp, err := splitBinaryPayload(e.Payload)
+			if err != nil {
+				return fmt.Errorf("coapp: record %s: %w", e.ID, err)
+			}
+			if pt = p.types[string(bp.typ)]; pt == nil {
+				continue
+			}
+			ss = subjects[string(bp.subject)]
+			head = recordPayload{Type: pt.dt.Type, Version: bp.version, Box: bp.box}
+			if ss != nil {
+				head.Subject = ss.subject
+			} else {
+				head.Subject = bp.pseudonym()
+			}
 		}
 		if !p.oldest.IsZero() && e.Time.Before(p.oldest) {
 			st.retained++
 			continue
 		}
-		legacy := isLegacyPayload(e.Payload)
-		ss := subjects[head.Subject]
-		if ss == nil || ss.author != e.Author || ss.legacy != legacy {
+		if ss == nil || ss.author != e.Author {
 			// A subject's consent, as of the plan's index and time, is
 			// the same for every record of theirs from one member.
-			ss = &subjectState{author: e.Author, legacy: legacy}
+			ss = &subjectState{subject: head.Subject, author: e.Author, legacy: legacy}
 			d := n.view.decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.at, p.asOf)
 			ss.allowed = d.Allowed
 			if ss.allowed && p.consentAt > p.asOf {
@@ -230,10 +254,14 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 				}
 				ss.dk, ss.ds = dk, string(ds)
 			}
-			if len(subjects) >= cacheMax {
-				clear(subjects)
+			cache, key := subjects, string(subjectKeyName(head.Subject)[2:])
+			if legacy {
+				cache, key = legacySubjects, string(head.Subject)
 			}
-			subjects[head.Subject] = ss
+			if len(cache) >= cacheMax {
+				clear(cache)
+			}
+			cache[key] = ss
 		}
 		if !ss.allowed {
 			st.noConsent++
@@ -349,15 +377,15 @@ func (g kGroups) reached(group string, k int) bool { return len(g[group]) >= k }
 // and a newline, without reflection: the same row, the same bytes.
 func (r *exportRow) appendJSON(b []byte) []byte {
 	b = append(b, `{"subject":`...)
-	b = append(b, quoteJSON(r.Subject)...)
+	b = appendQuoted(b, r.Subject)
 	b = append(b, `,"member":`...)
-	b = append(b, quoteJSON(r.Member)...)
+	b = appendQuoted(b, r.Member)
 	b = append(b, `,"type":`...)
-	b = append(b, quoteJSON(r.Type)...)
+	b = appendQuoted(b, r.Type)
 	b = append(b, `,"date":`...)
-	b = append(b, quoteJSON(r.Date)...)
+	b = appendQuoted(b, r.Date)
 	b = append(b, `,"fields":`...)
-	b = append(b, encodeFields(r.Fields)...)
+	b = appendFields(b, r.Fields)
 	return append(b, "}\n"...)
 }
 
@@ -381,7 +409,8 @@ func newExportWriter(format string, columns []string, w io.Writer) *exportWriter
 
 func (ew *exportWriter) write(r *exportRow) error {
 	if ew.format != "csv" {
-		_, err := ew.w.Write(r.appendJSON(ew.buf[:0]))
+		ew.buf = r.appendJSON(ew.buf[:0])
+		_, err := ew.w.Write(ew.buf)
 		return err
 	}
 	if !ew.header {

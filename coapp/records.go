@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,20 +154,27 @@ func (p *prepared) seal(dataKey pseudonym.Secret) (ledger.Entry, error) {
 // encodeFields writes canonical field values as a JSON object with sorted
 // keys, as encoding/json would, without reflection.
 func encodeFields(fields map[string]json.RawMessage) []byte {
-	keys := make([]string, 0, len(fields))
 	n := 2
 	for k, v := range fields {
-		keys = append(keys, k)
 		n += len(k) + len(v) + 4
 	}
-	sort.Strings(keys)
-	b := make([]byte, 0, n)
+	return appendFields(make([]byte, 0, n), fields)
+}
+
+// appendFields appends what encodeFields writes to b.
+func appendFields(b []byte, fields map[string]json.RawMessage) []byte {
+	var small [16]string
+	keys := small[:0]
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, quoteJSON(k)...)
+		b = appendQuoted(b, k)
 		b = append(b, ':')
 		b = append(b, fields[k]...)
 	}
@@ -225,9 +232,17 @@ func pseudonymString(v uint32, mac []byte) string {
 // isLegacyPayload reports whether a payload is in the first, JSON, format.
 func isLegacyPayload(b []byte) bool { return len(b) == 0 || b[0] != payloadV2 }
 
-// decodeBinaryPayload reads the binary format.
-func decodeBinaryPayload(b []byte) (recordPayload, error) {
-	var p recordPayload
+// binaryPayload is a binary record payload split into its parts, which
+// alias the payload: the subject as stored (its key version and 32 bytes,
+// or 0, a length and the string).
+type binaryPayload struct {
+	typ, subject, box []byte
+	version           int
+}
+
+// splitBinaryPayload splits the binary format without copying.
+func splitBinaryPayload(b []byte) (binaryPayload, error) {
+	var p binaryPayload
 	bad := errors.New("coapp: malformed record payload")
 	if len(b) == 0 || b[0] != payloadV2 {
 		return p, bad
@@ -237,31 +252,50 @@ func decodeBinaryPayload(b []byte) (recordPayload, error) {
 	if k <= 0 || n > maxTypeLen || uint64(len(b)-k) < n {
 		return p, bad
 	}
-	p.Type, b = string(b[k:k+int(n)]), b[k+int(n):]
+	p.typ, b = b[k:k+int(n)], b[k+int(n):]
 	ver, k := binary.Uvarint(b)
 	if k <= 0 || ver > math.MaxInt32 {
 		return p, bad
 	}
-	p.Version, b = int(ver), b[k:]
+	p.version, b = int(ver), b[k:]
 	kv, k := binary.Uvarint(b)
 	if k <= 0 || kv > math.MaxUint32 {
 		return p, bad
 	}
-	b = b[k:]
+	size := k + 32
 	if kv == 0 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > maxSubjectLen || uint64(len(b)-k) < n {
+		n, k2 := binary.Uvarint(b[k:])
+		if k2 <= 0 || n > maxSubjectLen || uint64(len(b)-k-k2) < n {
 			return p, bad
 		}
-		p.Subject, b = pseudonym.Pseudonym(b[k:k+int(n)]), b[k+int(n):]
-	} else {
-		if len(b) < 32 {
-			return p, bad
-		}
-		p.Subject, b = pseudonym.Pseudonym(pseudonymString(uint32(kv), b[:32])), b[32:]
+		size = k + k2 + int(n)
 	}
-	if len(b) > 0 {
-		p.Box = append([]byte(nil), b...)
+	if len(b) < size {
+		return p, bad
+	}
+	p.subject, p.box = b[:size], b[size:]
+	return p, nil
+}
+
+// pseudonym returns the subject as a pseudonym.
+func (p *binaryPayload) pseudonym() pseudonym.Pseudonym {
+	kv, k := binary.Uvarint(p.subject)
+	if kv == 0 {
+		_, k2 := binary.Uvarint(p.subject[k:])
+		return pseudonym.Pseudonym(p.subject[k+k2:])
+	}
+	return pseudonym.Pseudonym(pseudonymString(uint32(kv), p.subject[k:]))
+}
+
+// decodeBinaryPayload reads the binary format.
+func decodeBinaryPayload(b []byte) (recordPayload, error) {
+	bp, err := splitBinaryPayload(b)
+	if err != nil {
+		return recordPayload{}, err
+	}
+	p := recordPayload{Type: string(bp.typ), Version: bp.version, Subject: bp.pseudonym()}
+	if len(bp.box) > 0 {
+		p.Box = append([]byte(nil), bp.box...)
 	}
 	return p, nil
 }

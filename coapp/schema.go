@@ -284,16 +284,20 @@ func jsonString(raw []byte) (string, bool) {
 
 // quoteJSON encodes s as a JSON string, as encoding/json does.
 func quoteJSON(s string) json.RawMessage {
-	plain := true
-	for i := 0; i < len(s) && plain; i++ {
-		c := s[i]
-		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	return appendQuoted(make([]byte, 0, len(s)+2), s)
+}
+
+// appendQuoted appends s quoted as encoding/json would.
+func appendQuoted(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
 	}
-	if plain {
-		return json.RawMessage(`"` + s + `"`)
-	}
-	b, _ := json.Marshal(s) // a string always marshals
-	return b
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // value is a parsed field value.

@@ -188,6 +188,10 @@ type reader struct {
 	rw   bool // txn is a read-write transaction: one iterator at a time
 	it   *badger.Iterator
 	last *chunk
+	// fwd walks the chunks forwards, for scans: stepping to the next
+	// chunk is far cheaper than seeking it (a reverse seek merges every
+	// level's tables). Read-only transactions only.
+	fwd *badger.Iterator
 }
 
 func newReader(txn *badger.Txn, rw bool) *reader { return &reader{txn: txn, rw: rw} }
@@ -196,6 +200,10 @@ func (r *reader) close() {
 	if r.it != nil {
 		r.it.Close()
 		r.it = nil
+	}
+	if r.fwd != nil {
+		r.fwd.Close()
+		r.fwd = nil
 	}
 }
 
@@ -222,6 +230,11 @@ func (r *reader) meta() (meta, error) {
 func (r *reader) chunkAt(index uint64) (*chunk, error) {
 	if r.last.holds(index) {
 		return r.last, nil
+	}
+	if !r.rw && r.last != nil && index == r.last.first+uint64(len(r.last.encs)) {
+		if c, err := r.nextChunk(index); c != nil || err != nil {
+			return c, err
+		}
 	}
 	it := r.it
 	if it == nil {
@@ -252,6 +265,36 @@ func (r *reader) chunkAt(index uint64) (*chunk, error) {
 	}
 	if !c.holds(index) {
 		return nil, ErrNotFound
+	}
+	r.last = c
+	return c, nil
+}
+
+// nextChunk returns the chunk that starts at index, the one after the
+// last, stepping the forward iterator; nil when it is not found that way.
+func (r *reader) nextChunk(index uint64) (*chunk, error) {
+	at := func() bool {
+		return r.fwd.Valid() && binary.BigEndian.Uint64(r.fwd.Item().Key()[1:]) == index
+	}
+	if r.fwd == nil {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte{prefixChunk}
+		r.fwd = r.txn.NewIterator(opts)
+		r.fwd.Seek(chunkKey(index))
+	} else if r.fwd.Next(); !at() {
+		r.fwd.Seek(chunkKey(index))
+	}
+	if !at() {
+		return nil, nil
+	}
+	v, err := r.fwd.Item().ValueCopy(nil)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	c, err := decodeChunk(index, v)
+	if err != nil {
+		return nil, err
 	}
 	r.last = c
 	return c, nil
