@@ -250,3 +250,61 @@ func postRaw(t *testing.T, url, token string, v any) (int, string) {
 	_ = json.NewDecoder(resp.Body).Decode(&eb)
 	return resp.StatusCode, eb.Error.Code
 }
+
+// TestPublishingAcrossKeyRotation publishes without pause while the member
+// rotates its key: every batch is checked and applied under the key in
+// force at its index, so none is refused; a batch signed with the old key
+// afterwards is refused, and nothing is written.
+func TestPublishingAcrossKeyRotation(t *testing.T) {
+	n, cl, tokens := smallFederation(t, Rules{}, nil)
+	ctx := testCtx(t)
+	a := cl["coop-a"]
+	old, err := n.signers.key("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	published := make(chan int)
+	go func() {
+		count := 0
+		defer func() { published <- count }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			recs := []client.Record{basket(fmt.Sprintf("p-%d", i), "40100", i), basket(fmt.Sprintf("q-%d", i), "40100", i)}
+			if _, err := a.Publish(ctx, recs); err != nil {
+				t.Errorf("publish %d: %v", i, err)
+				return
+			}
+			count += len(recs)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := a.RotateKey(ctx, "coop-a"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	count := <-published
+	if count == 0 {
+		t.Fatal("nothing published")
+	}
+	n.awaitView(ctx)
+	if bad := n.view.refusedRecords(); len(bad) != 0 {
+		t.Fatalf("%d of %d records refused across the rotation", len(bad), count)
+	}
+
+	e, reqs := sealedEntry(t, n, "coop-a", Record{ID: uuid.New(), Type: "basket", Subject: "late@example.org", Time: time.Now().UTC(),
+		Fields: rawFields("email", `"late@example.org"`, "postcode", `"40100"`, "amount", "3")})
+	stale := batchSubmission{records: []ledger.Entry{e}, batch: signBatch(old, "coop-a", []ledger.Entry{e}), reqs: reqs}
+	size := ledgerSize(t, a)
+	if status, code := postRaw(t, n.URL()+"/v1/records/signed", tokens["coop-a"], stale.wire()); status != http.StatusBadRequest || code != "bad_signature" {
+		t.Fatalf("a batch signed with the rotated-out key: %d %s", status, code)
+	}
+	if got := ledgerSize(t, a); got != size {
+		t.Fatalf("the refused batch wrote %d entries", got-size)
+	}
+}

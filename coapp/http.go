@@ -618,6 +618,14 @@ func (n *Node) publish(ctx context.Context, r *http.Request, member string, reco
 				return nil, cerr
 			}
 			err = fmt.Errorf("%w (on the leader)", ledger.ErrKeyConflict)
+		case errors.Is(err, ErrBadSignature) || errors.As(err, &ae) && ae.Code == "bad_signature":
+			// The member rotated its key meanwhile: sign again with
+			// the new one.
+			next, kerr := n.signingKey(member)
+			if kerr == nil && attempt < 3 && !next.Equal(key) {
+				key = next
+				continue
+			}
 		}
 		if attempt < 3 && errors.Is(err, ledger.ErrKeyConflict) {
 			continue
