@@ -17,6 +17,7 @@ import (
 
 	"coapp.coop/ledger"
 	"coapp.coop/ledger/merkle"
+	"coapp.coop/pseudonym"
 )
 
 // Signed records. Every batch of records a member publishes is signed with
@@ -32,6 +33,11 @@ import (
 // The node that received the records also pseudonymises and seals them:
 // on a follower, only sealed, signed entries travel to the leader (POST
 // /v1/records/signed), never a raw identifier.
+
+// ErrRefused is returned for a record id the ledger holds with a record
+// every replica refused (no valid signature of its member covered it): it
+// stays in the log, inert, and the id cannot be used again.
+var ErrRefused = errors.New("coapp: record refused by every replica")
 
 // KindBatch is the ledger kind of a member's signature over the records
 // that follow it.
@@ -341,6 +347,97 @@ func (b *sealedBatch) submission(member string) (batchSubmission, error) {
 	return s, nil
 }
 
+// checkSealed checks, on the leader, a batch another node sealed, as far
+// as the leader can: every key requirement names a record's subject, and
+// no other; every subject is a pseudonym, never an identifier in clear;
+// every record follows a registered schema version, at a time in range;
+// every new data key unwraps under the federation's key; every box opens
+// under its subject's key, to fields its schema keeps. So that no member
+// writes into the log what an export could not read, or what erasure
+// could not shred.
+func (n *Node) checkSealed(ctx context.Context, s *batchSubmission) error {
+	reqs := make(map[string]*ledger.KeyRequirement, len(s.reqs))
+	for i := range s.reqs {
+		name := string(s.reqs[i].Name)
+		if reqs[name] != nil {
+			return invalid(fmt.Sprintf("keys[%d]", i), "names a key twice")
+		}
+		reqs[name] = &s.reqs[i]
+	}
+	dks := make(map[string]pseudonym.Secret, len(reqs))
+	for i, e := range s.records {
+		at := fmt.Sprintf("records[%d]", i)
+		bp, err := splitBinaryPayload(e.Payload)
+		if err != nil {
+			return invalid(at+".payload", "not a sealed record")
+		}
+		if kv, _ := binary.Uvarint(bp.subject); kv == 0 {
+			return invalid(at+".payload", "the subject is not a pseudonym")
+		}
+		sc, ok := n.view.schema(string(bp.typ), bp.version)
+		if !ok || bp.version == 0 {
+			return invalid(at+".payload", "no version %d of the schema of %q", bp.version, bp.typ)
+		}
+		if y := e.Time.Year(); y < 1900 || y > 2200 {
+			return invalid(at+".time", "outside the years 1900 to 2200")
+		}
+		p := recordPayload{Type: string(bp.typ), Version: bp.version, Subject: bp.pseudonym(), Box: bp.box}
+		name := string(subjectKeyName(p.Subject))
+		dk, ok := dks[name]
+		if !ok {
+			req := reqs[name]
+			if req == nil {
+				return invalid(at+".payload", "sealed under a key the batch does not name")
+			}
+			wrapped := req.Create
+			if wrapped == nil {
+				if wrapped, err = n.storedKey(ctx, req); err != nil {
+					return err
+				}
+			}
+			if dk, err = n.cache.unwrap(n.keys, req.Name, wrapped); err != nil {
+				return invalid(at+".keys", "a data key that does not unwrap under the federation's key")
+			}
+			dks[name] = dk
+		}
+		fields, err := openFields(dk, e, &p)
+		if err != nil {
+			return invalid(at+".payload", "a box that does not open under its subject's key")
+		}
+		for f := range fields {
+			if fd := sc.field(f); fd == nil || fd.Policy.Action == "drop" {
+				return invalid(at+".payload", "a field %q that its schema does not keep", f)
+			}
+		}
+	}
+	if len(dks) != len(reqs) {
+		return invalid("keys", "names a key that no record is sealed under")
+	}
+	return nil
+}
+
+// storedKey reads the wrapped key a requirement names from the key store,
+// as the requirement says it is.
+func (n *Node) storedKey(ctx context.Context, req *ledger.KeyRequirement) ([]byte, error) {
+	var w []byte
+	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
+		var err error
+		w, err = v.Key(req.Name)
+		return err
+	})
+	switch {
+	case errors.Is(err, ledger.ErrKeyDestroyed):
+		return nil, ErrErased
+	case errors.Is(err, ledger.ErrNotFound):
+		return nil, &ledger.KeyError{Name: req.Name, Err: ledger.ErrKeyConflict}
+	case err != nil:
+		return nil, err
+	case sha256.Sum256(w) != req.Hash:
+		return nil, &ledger.KeyError{Name: req.Name, Err: ledger.ErrKeyConflict}
+	}
+	return w, nil
+}
+
 // appendBatch appends a member's signed batch on the leader, after
 // checking its signature as the replicas will. Publishers hold keyMu for
 // reading, a key rotation for writing, so that no batch checked under a
@@ -387,9 +484,19 @@ func (n *Node) appendBatch(ctx context.Context, member string, s batchSubmission
 	if err != nil {
 		return nil, err
 	}
-	if !known {
-		if err := n.awaitApplied(ctx, rs[0].Index); err != nil {
+	// Acknowledge what the replicas accept: wait for this node's view to
+	// apply the batch (under keyMu, so that no rotation overtakes it), and
+	// answer why it refused it, if it did (a view that lagged behind a
+	// key change when the signature was checked).
+	batch := rs[head-1]
+	if !batch.Duplicate {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := n.awaitApplied(wctx, batch.Index); err != nil {
 			return nil, err
+		}
+		if err := n.view.rejection(batch.Index); err != nil {
+			return nil, fmt.Errorf("%w: the records at %d to %d stay in the log, refused: publish them again under new ids", err, rs[head].Index, rs[len(rs)-1].Index)
 		}
 	}
 	return rs[head:], nil
@@ -412,6 +519,9 @@ func (n *Node) stored(ctx context.Context, records []ledger.Entry) ([]ledger.Rec
 				return err
 			case e.LeafHash() != records[i].LeafHash():
 				return &ledger.ConflictError{ID: records[i].ID, Index: rc.Index}
+			}
+			if err := n.view.recordRefusal(rc.Index); err != nil {
+				return fmt.Errorf("%w: record %s at %d (%v); publish it again under a new id", ErrRefused, records[i].ID, rc.Index, err)
 			}
 			rc.Duplicate = true
 			rs[i] = rc
@@ -459,6 +569,22 @@ func (n *Node) handleSignedRecords(w http.ResponseWriter, r *http.Request, c cal
 	}
 	s, err := b.submission(c.member)
 	if err != nil {
+		return err
+	}
+	// The signature first (appendBatch finds it checked), then what is
+	// sealed.
+	pub, known := n.view.memberKey(c.member)
+	if !known {
+		pub = s.pub
+	}
+	leaves, sig, _ := decodeBatch(s.batch.Payload)
+	if len(pub) != ed25519.PublicKeySize {
+		return invalid("public_key", "member %s has no key in the ledger yet: send its Ed25519 public key", c.member)
+	}
+	if !n.view.sigs.verify(pub, batchMessage(c.member, leaves), sig, false) {
+		return fmt.Errorf("%w: the records of %s", ErrBadSignature, c.member)
+	}
+	if err := n.checkSealed(r.Context(), &s); err != nil {
 		return err
 	}
 	rs, err := n.appendBatch(r.Context(), c.member, s)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,7 +96,8 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 		refused bool
 	}
 	var cases []forged
-	e, reqs := seal(101)
+	unsigned := purchase("anna@example.org", 101)
+	e, reqs := sealedEntry(t, n0, "coop-a", unsigned)
 	cases = append(cases, forged{"no batch signature", []ledger.Entry{e}, e, true})
 	e, _ = seal(102)
 	cases = append(cases, forged{"a stranger's signature", []ledger.Entry{signBatch(stranger, "coop-a", []ledger.Entry{e}), e}, e, true})
@@ -108,6 +110,16 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 	cases = append(cases, forged{"signed by another member", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), other}, other, true})
 	e, _ = seal(106)
 	cases = append(cases, forged{"signed properly", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), e}, e, false})
+	// Signed properly, but its box does not open: no honest node writes
+	// one (the leader opens what a follower sealed); exports skip it.
+	e, _ = seal(107)
+	p, err := decodeRecordPayload(e.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Box = bytes.Repeat([]byte{9}, len(p.Box))
+	e.Payload = p.encode()
+	cases = append(cases, forged{"signed, unreadable", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), e}, e, false})
 	indexes := map[string]uint64{}
 	for _, c := range cases {
 		rs, err := n0.Ledger().AppendWithKeys(ctx, reqs, c.entries...)
@@ -156,6 +168,20 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 	}
 	if res.Rows != 3 || !amounts["10"] || !amounts["20"] || !amounts["106"] {
 		t.Errorf("export rows %d, amounts %v; want 10, 20 and 106 only", res.Rows, amounts)
+	}
+	audit, err := a.Audit(ctx, "d")
+	if err != nil || len(audit) != 1 || audit[0].Unreadable != 1 {
+		t.Errorf("audit = %+v, %v; want one export with one unreadable record", audit, err)
+	}
+	// A refused record's id is spent: publishing the same record again
+	// says so, and writes nothing.
+	size0 := ledgerSize(t, a)
+	again := client.Record{ID: unsigned.ID, Type: unsigned.Type, Subject: unsigned.Subject, Time: unsigned.Time, Fields: unsigned.Fields}
+	if _, err := client.New(n0.URL(), token).Publish(ctx, []client.Record{again}); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("publishing a refused record again: %v, want 409 refused", err)
+	}
+	if got := ledgerSize(t, a); got != size0 {
+		t.Errorf("publishing a refused record again wrote %d entries", got-size0)
 	}
 }
 
@@ -207,6 +233,65 @@ func TestSignedBatchRefusals(t *testing.T) {
 		status, code := postRaw(t, n0.URL()+"/v1/records/signed", token, b)
 		if status != tc.status || code != tc.code {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, status, code, tc.status, tc.code)
+		}
+	}
+	// Batches the member really signed, whose content the leader must
+	// still refuse: what an export could not read or erasure not shred.
+	resign := func(b *sealedBatch) {
+		s, err := b.submission("coop-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, b.Signature, _ = decodeBatch(signBatch(key, "coop-a", s.records).Payload)
+	}
+	withPayload := func(b *sealedBatch, p recordPayload, keys ...ledger.KeyRequirement) {
+		b.Records[0].Payload = p.encode()
+		b.Keys = nil
+		for _, k := range keys {
+			b.Keys = append(b.Keys, sealedKey{Name: k.Name, Create: k.Create, Hash: k.Hash[:]})
+		}
+	}
+	head, err := decodeRecordPayload(e.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := pseudonym.Pseudonym("raw.person@example.org")
+	signed := []struct {
+		name   string
+		mutate func(b *sealedBatch)
+	}{
+		{"a subject in clear", func(b *sealedBatch) {
+			p := head
+			p.Subject = raw
+			withPayload(b, p, ledger.NewKey(subjectKeyName(raw), []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")))
+		}},
+		{"a new data key that does not unwrap", func(b *sealedBatch) {
+			p := head
+			p.Subject = pseudonym.Pseudonym(pseudonymString(1, bytes.Repeat([]byte{7}, 32)))
+			withPayload(b, p, ledger.NewKey(subjectKeyName(p.Subject), bytes.Repeat([]byte{1}, 72)))
+		}},
+		{"a key no record uses", func(b *sealedBatch) {
+			b.Keys = append(b.Keys, sealedKey{Name: []byte("s/other"), Hash: make([]byte, 32)})
+		}},
+		{"an unregistered type", func(b *sealedBatch) {
+			p := head
+			p.Type = "harvest"
+			withPayload(b, p, reqs...)
+		}},
+		{"a box that does not open", func(b *sealedBatch) {
+			p := head
+			p.Box = bytes.Repeat([]byte{9}, len(head.Box))
+			withPayload(b, p, reqs...)
+		}},
+	}
+	for _, tc := range signed {
+		b := good.wire()
+		b.Records[0].ID = uuid.New() // each case on its own
+		tc.mutate(&b)
+		resign(&b)
+		status, code := postRaw(t, n0.URL()+"/v1/records/signed", token, b)
+		if status != http.StatusBadRequest || code != "invalid" {
+			t.Errorf("%s, signed by the member: %d %s, want 400 invalid", tc.name, status, code)
 		}
 	}
 	if after := ledgerSize(t, c); after != before {

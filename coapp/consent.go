@@ -121,6 +121,15 @@ func (s *signers) replace(member, next string, key ed25519.PrivateKey) error {
 
 // key returns member's signing key on this node, creating it when absent.
 func (s *signers) key(member string) (ed25519.PrivateKey, error) {
+	return s.load(member, true)
+}
+
+// errNoMemberKey is load's answer for a member without a key file here.
+var errNoMemberKey = errors.New("coapp: no signing key for this member on this node")
+
+// load returns member's signing key on this node; when there is none, a
+// new one if create, else errNoMemberKey.
+func (s *signers) load(member string, create bool) (ed25519.PrivateKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if k, ok := s.keys[member]; ok {
@@ -138,6 +147,8 @@ func (s *signers) key(member string) (ed25519.PrivateKey, error) {
 		return k, nil
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
+	case !create:
+		return nil, errNoMemberKey
 	}
 	_, k, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -327,15 +338,15 @@ func (n *Node) signEvent(member string, e *consent.Event) (signedEvent, error) {
 	if err := n.view.checkConsent(member, e); err != nil {
 		return signedEvent{}, err
 	}
-	key, err := n.signers.key(member)
+	key, err := n.signingKey(member)
+	if errors.Is(err, ErrForbidden) {
+		return signedEvent{}, &consent.Error{Err: consent.ErrForbidden, Field: "member",
+			Reason: "member " + member + " signs on the node that holds its key, not this one"}
+	}
 	if err != nil {
 		return signedEvent{}, err
 	}
 	pub := key.Public().(ed25519.PublicKey)
-	if known, ok := n.view.memberKey(member); ok && !known.Equal(pub) {
-		return signedEvent{}, &consent.Error{Err: consent.ErrForbidden, Field: "member",
-			Reason: "member " + member + " signs on the node that holds its key, not this one"}
-	}
 	s, err := consent.Sign(e, member, key)
 	if err != nil {
 		return signedEvent{}, err
@@ -439,14 +450,17 @@ var consentNamespace = uuid.MustParse("6f1d4d3e-5b7a-4c55-9f1e-3c0a7b2d8e41")
 
 // awaitApplied waits until the view applied index.
 func (n *Node) awaitApplied(ctx context.Context, index uint64) error {
-	for n.view.applied() <= index {
+	for {
+		woken := n.view.wake()
+		if n.view.applied() > index {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Millisecond):
+		case <-woken:
 		}
 	}
-	return nil
 }
 
 // consentReceipt builds the receipt of the consent entry id, with its

@@ -65,6 +65,9 @@ type ExportAudit struct {
 	Suppressed int       `json:"suppressed"`
 	NoConsent  int       `json:"no_consent"`
 	Erased     int       `json:"erased"`
+	// Unreadable counts records skipped because they cannot be decrypted
+	// (never written by an honest node).
+	Unreadable int       `json:"unreadable,omitempty"`
 	SHA256     string    `json:"sha256"`
 	At         time.Time `json:"at"`
 	// Epsilon is the privacy budget a differentially private aggregate
@@ -85,7 +88,7 @@ type exportRow struct {
 
 // scanStats counts what a scan held back.
 type scanStats struct {
-	noConsent, erased, retained int
+	noConsent, erased, retained, unreadable int
 }
 
 // exportPlan is a dataset resolved against its schemas for one export.
@@ -183,7 +186,9 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 		allowed bool
 		dk      pseudonym.Secret
 		erased  bool
-		ds      string
+		// unreadable: the subject's key does not unwrap
+		unreadable bool
+		ds         string
 	}
 	const cacheMax = 1 << 16
 	// Subjects by their pseudonym as stored: binary payloads' bytes (the
@@ -245,6 +250,8 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 			switch {
 			case errors.Is(err, ErrErased):
 				ss.erased = true
+			case errors.Is(err, errUnreadable):
+				ss.unreadable = true
 			case err != nil:
 				return err
 			default:
@@ -272,10 +279,15 @@ func (n *Node) scan(v *ledger.View, p *exportPlan, st *scanStats, fn func(r *exp
 			continue
 		}
 		var fields map[string]json.RawMessage
-		if len(head.Box) > 0 {
-			if fields, err = openFields(ss.dk, e, &head); err != nil {
-				return err
-			}
+		if len(head.Box) > 0 && !ss.unreadable {
+			fields, err = openFields(ss.dk, e, &head)
+		}
+		if ss.unreadable || errors.Is(err, errUnreadable) {
+			st.unreadable++
+			continue
+		}
+		if err != nil {
+			return err
 		}
 		schema := pt.schema[head.Version]
 		row := &exportRow{Subject: ss.ds, Member: e.Author, Type: head.Type, Date: e.Time.UTC().Format("2006-01-02"), Fields: make(map[string]json.RawMessage, len(pt.dt.Fields))}
@@ -580,7 +592,7 @@ func (pe *preparedExport) writeTo(w io.Writer) (ExportAudit, error) {
 	if err := bw.Flush(); err != nil {
 		return ExportAudit{}, err
 	}
-	a.NoConsent, a.Erased = pe.st.noConsent, pe.st.erased
+	a.NoConsent, a.Erased, a.Unreadable = pe.st.noConsent, pe.st.erased, pe.st.unreadable
 	a.SHA256 = hex.EncodeToString(h.Sum(nil))
 	return a, nil
 }
@@ -645,6 +657,9 @@ func (n *Node) export(ctx context.Context, r *http.Request, member string, req E
 	audit, err := pe.writeTo(io.Discard)
 	if err != nil {
 		return ExportAudit{}, err
+	}
+	if audit.Unreadable > 0 {
+		n.logger.Warn("export skips records that cannot be decrypted", "dataset", d.Name, "records", audit.Unreadable)
 	}
 	audit.ID, audit.Member, audit.Dataset, audit.Purpose, audit.Format, audit.AsOf = uuid.Must(uuid.NewV7()), member, d.Name, req.Purpose, format, asOf
 	if applied-1 > asOf {

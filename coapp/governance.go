@@ -552,14 +552,12 @@ func (n *Node) signBody(member, kind string, body any) (signedBody, ed25519.Publ
 // signingKey returns member's signing key on this node: the one the
 // ledger knows for member, or a new one for a member without a key yet.
 func (n *Node) signingKey(member string) (ed25519.PrivateKey, error) {
-	key, err := n.signers.key(member)
-	if err != nil {
-		return nil, err
-	}
-	if known, ok := n.view.memberKey(member); ok && !known.Equal(key.Public().(ed25519.PublicKey)) {
+	known, ok := n.view.memberKey(member)
+	key, err := n.signers.load(member, !ok)
+	if errors.Is(err, errNoMemberKey) || err == nil && ok && !known.Equal(key.Public().(ed25519.PublicKey)) {
 		return nil, fmt.Errorf("%w: member %s signs on the node that holds its key, not this one", ErrForbidden, member)
 	}
-	return key, nil
+	return key, err
 }
 
 // submitSigned signs a governance body as member on this node, where the
@@ -649,7 +647,12 @@ func (n *Node) appendSigned(ctx context.Context, member string, sub signedSubmis
 	if rs[len(rs)-1].Duplicate {
 		return index, nil
 	}
-	if err := n.awaitApplied(ctx, index); err != nil {
+	// Wait for the view even if the caller goes: the locks held order
+	// signed entries (and a key rotation before the batches after it) by
+	// their application, not only their append.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := n.awaitApplied(wctx, index); err != nil {
 		return 0, err
 	}
 	if err := n.view.rejection(index); err != nil {

@@ -161,7 +161,13 @@ func (n *Node) wrap(rt route) http.Handler {
 			}
 			n.metrics.request(rt.pattern, sw.code())
 		}()
-		r.Body = http.MaxBytesReader(sw, r.Body, n.cfg.MaxBodyBytes)
+		limit := n.cfg.MaxBodyBytes
+		if rt.pattern == "POST /v1/records/signed" {
+			// A follower's sealed batch of a request it accepted:
+			// base64 payloads and key requirements take more room.
+			limit *= 4
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, limit)
 		var c caller
 		if rt.auth != public {
 			var ok bool
@@ -286,6 +292,8 @@ func (n *Node) writeErr(w http.ResponseWriter, err error) {
 		writeError(w, status, code, cse.Error(), cse.Field)
 	case errors.Is(err, ErrNotMember), errors.Is(err, ErrForbidden):
 		writeError(w, http.StatusForbidden, "forbidden", err.Error(), "")
+	case errors.Is(err, ErrRefused):
+		writeError(w, http.StatusConflict, "refused", err.Error(), "id")
 	case errors.Is(err, ErrBudgetSpent):
 		writeError(w, http.StatusConflict, "budget_spent", err.Error(), "dp.epsilon")
 	case errors.Is(err, ErrVoted), errors.Is(err, ErrClosed):
@@ -622,7 +630,10 @@ func (n *Node) publish(ctx context.Context, r *http.Request, member string, reco
 			// The member rotated its key meanwhile: sign again with
 			// the new one.
 			next, kerr := n.signingKey(member)
-			if kerr == nil && attempt < 3 && !next.Equal(key) {
+			if kerr != nil {
+				return nil, kerr
+			}
+			if attempt < 3 && !next.Equal(key) {
 				key = next
 				continue
 			}
@@ -715,6 +726,7 @@ func (n *Node) handleRecord(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return invalid("id", "not a UUID")
 	}
+	n.awaitView(r.Context()) // for its refusal, if any
 	return n.read(w, r, func(v *ledger.View) (any, error) {
 		e, rc, err := v.ByID(id)
 		if err != nil {

@@ -267,18 +267,28 @@ func (n *Node) subjectDataKey(v *ledger.View, s pseudonym.Pseudonym, legacy bool
 	if err != nil {
 		return pseudonym.Secret{}, err
 	}
-	return n.cache.unwrap(n.keys, name, w)
+	dk, err := n.cache.unwrap(n.keys, name, w)
+	if err != nil {
+		return pseudonym.Secret{}, fmt.Errorf("%w: subject key %s: %v", errUnreadable, s, err)
+	}
+	return dk, nil
 }
+
+// errUnreadable marks a record that cannot be decrypted: its subject's
+// key does not unwrap, or its box does not open. No honest node writes
+// one (the leader opens every box a follower sealed before appending
+// it); exports and aggregates skip and count them rather than fail.
+var errUnreadable = errors.New("coapp: record cannot be decrypted")
 
 // openFields decrypts a record's sealed fields.
 func openFields(dk pseudonym.Secret, e ledger.Entry, p *recordPayload) (map[string]json.RawMessage, error) {
 	plain, err := pseudonym.Open(dk, p.Box, recordAD(e, p))
 	if err != nil {
-		return nil, fmt.Errorf("coapp: record %s: %w", e.ID, err)
+		return nil, fmt.Errorf("%w: record %s: %v", errUnreadable, e.ID, err)
 	}
 	fields, err := decodeFields(plain)
 	if err != nil {
-		return nil, fmt.Errorf("coapp: record %s fields: %w", e.ID, err)
+		return nil, fmt.Errorf("%w: record %s fields: %v", errUnreadable, e.ID, err)
 	}
 	return fields, nil
 }
@@ -295,6 +305,9 @@ type SubjectRecord struct {
 	RecordInfo
 	Fields map[string]json.RawMessage `json:"fields,omitempty"`
 	Erased bool                       `json:"erased,omitempty"`
+	// Unreadable is set for a record that cannot be decrypted (never
+	// written by an honest node).
+	Unreadable bool `json:"unreadable,omitempty"`
 }
 
 // SubjectReport answers the right of access: the subject's pseudonyms, as
@@ -336,6 +349,7 @@ func (n *Node) Access(ctx context.Context, member, subject string) (SubjectRepor
 		want[p] = true
 	}
 	rep := SubjectReport{Pseudonyms: ps, Records: []SubjectRecord{}}
+	n.awaitView(ctx) // for records' refusals
 	err = n.ledger.Read(ctx, ledger.Leader, func(v *ledger.View) error {
 		for e, err := range v.Entries(0, v.Size()) {
 			if err != nil {
@@ -369,6 +383,8 @@ func (n *Node) Access(ctx context.Context, member, subject string) (SubjectRepor
 			switch {
 			case errors.Is(err, ErrErased):
 				sr.Erased = true
+			case errors.Is(err, errUnreadable):
+				sr.Unreadable = true
 			case err != nil:
 				return err
 			default:

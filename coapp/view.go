@@ -94,6 +94,11 @@ type view struct {
 	badRecords map[uint64]error
 	sigs       verifiedSigs
 
+	// waitCh is closed (and forgotten) after each entry applied, for
+	// those waiting on the view (wake).
+	waitMu sync.Mutex
+	waitCh chan struct{}
+
 	gov *governance
 }
 
@@ -119,6 +124,26 @@ func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) 
 }
 
 func (v *view) apply(e ledger.Entry) {
+	v.applyEntry(e)
+	v.waitMu.Lock()
+	if v.waitCh != nil {
+		close(v.waitCh)
+		v.waitCh = nil
+	}
+	v.waitMu.Unlock()
+}
+
+// wake returns a channel closed once the view applies its next entry.
+func (v *view) wake() <-chan struct{} {
+	v.waitMu.Lock()
+	defer v.waitMu.Unlock()
+	if v.waitCh == nil {
+		v.waitCh = make(chan struct{})
+	}
+	return v.waitCh
+}
+
+func (v *view) applyEntry(e ledger.Entry) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.next = e.Index + 1

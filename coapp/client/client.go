@@ -251,6 +251,8 @@ type SubjectRecord struct {
 	RecordInfo
 	Fields map[string]json.RawMessage `json:"fields,omitempty"`
 	Erased bool                       `json:"erased,omitempty"`
+	// Unreadable is set for a record that cannot be decrypted.
+	Unreadable bool `json:"unreadable,omitempty"`
 }
 
 // SubjectReport is what the ledger holds about a subject.
@@ -555,6 +557,8 @@ type ExportAudit struct {
 	Suppressed int       `json:"suppressed"`
 	NoConsent  int       `json:"no_consent"`
 	Erased     int       `json:"erased"`
+	// Unreadable counts records skipped because they cannot be decrypted.
+	Unreadable int       `json:"unreadable,omitempty"`
 	SHA256     string    `json:"sha256"`
 	At         time.Time `json:"at"`
 	Epsilon    float64   `json:"epsilon,omitempty"`
