@@ -143,6 +143,26 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 			}
 		}
 	}
+	// A replica restarted replays the log into a new view: the same
+	// refusals.
+	cfg := n2.cfg
+	cfg.HTTPAddr = n2.httpLn.Addr().String()
+	cfg.RaftAddr = n2.Ledger().Addr()
+	if err := n2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := mustStart(t, cfg)
+	waitUntil(t, "the restarted replica applied the log", 20*time.Second, func() error {
+		if back.view.applied() < size.Size {
+			return errors.New("behind")
+		}
+		return nil
+	})
+	for _, c := range cases {
+		if err := back.view.recordRefusal(indexes[c.name]); c.refused != (err != nil) {
+			t.Errorf("%s after a restart: refusal %v, want refused=%v", c.name, err, c.refused)
+		}
+	}
 	info, err := a.Record(ctx, cases[1].record.ID, "")
 	if err != nil || info.Refused == "" {
 		t.Errorf("a refused record's info = %+v, %v; want it marked refused", info, err)
