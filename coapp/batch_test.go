@@ -145,13 +145,7 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 	}
 	// A replica restarted replays the log into a new view: the same
 	// refusals.
-	cfg := n2.cfg
-	cfg.HTTPAddr = n2.httpLn.Addr().String()
-	cfg.RaftAddr = n2.Ledger().Addr()
-	if err := n2.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	back := mustStart(t, cfg)
+	back := restart(t, n2)
 	waitUntil(t, "the restarted replica applied the log", 20*time.Second, func() error {
 		if back.view.applied() < size.Size {
 			return errors.New("behind")

@@ -100,13 +100,7 @@ func TestRightOfAccessAndErasure(t *testing.T) {
 	}
 	// The erasure survives a restart (on the same addresses, as a node
 	// restarts in a federation).
-	cfg := n2.cfg
-	cfg.HTTPAddr = n2.httpLn.Addr().String()
-	cfg.RaftAddr = n2.Ledger().Addr()
-	if err := n2.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	back := mustStart(t, cfg)
+	back := restart(t, n2)
 	r2 := client.New(back.URL(), token)
 	r2.Retries = 2
 	waitUntil(t, "the restarted node reports the erasure", 20*time.Second, func() error {
@@ -119,7 +113,7 @@ func TestRightOfAccessAndErasure(t *testing.T) {
 		}
 		return nil
 	})
-	if found, _ := fsscan.Scan(cfg.Dir, wrapped); len(found) > 0 {
+	if found, _ := fsscan.Scan(back.cfg.Dir, wrapped); len(found) > 0 {
 		t.Errorf("after restart the wrapped key is in %s", found[0].Path)
 	}
 }

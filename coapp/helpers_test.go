@@ -85,6 +85,19 @@ func bootstrapNode(tb testing.TB) (*Node, string) {
 
 func f64(x float64) *float64 { return &x }
 
+// restart closes a node and starts it again on its directory and
+// addresses, as a node restarts in a federation.
+func restart(tb testing.TB, n *Node) *Node {
+	tb.Helper()
+	cfg := n.cfg
+	cfg.HTTPAddr = n.httpLn.Addr().String()
+	cfg.RaftAddr = n.Ledger().Addr()
+	if err := n.Close(testCtx(tb)); err != nil {
+		tb.Fatal(err)
+	}
+	return mustStart(tb, cfg)
+}
+
 // purchaseSchema is the schema of the test records: the subject is a
 // member's e-mail, the shop an attribute, the amount a bounded decimal.
 func purchaseSchema() Schema {
