@@ -296,8 +296,8 @@ func (s *batchSubmission) wire() sealedBatch {
 }
 
 // submission rebuilds the entries of a sealed batch for member, and
-// checks its shape: records of the binary format, each subject's key
-// among the requirements, one signature over them all.
+// checks its shape: records of the binary format, one signature over them
+// all (checkSealed checks the content).
 func (b *sealedBatch) submission(member string) (batchSubmission, error) {
 	var s batchSubmission
 	if len(b.Records) == 0 {
@@ -309,7 +309,6 @@ func (b *sealedBatch) submission(member string) (batchSubmission, error) {
 	if b.PublicKey != nil && len(b.PublicKey) != ed25519.PublicKeySize {
 		return s, invalid("public_key", "an Ed25519 public key of %d bytes", ed25519.PublicKeySize)
 	}
-	names := make(map[string]bool, len(b.Keys))
 	s.reqs = make([]ledger.KeyRequirement, len(b.Keys))
 	for i, k := range b.Keys {
 		if len(k.Hash) != len(s.reqs[i].Hash) || len(k.Name) == 0 {
@@ -317,7 +316,6 @@ func (b *sealedBatch) submission(member string) (batchSubmission, error) {
 		}
 		s.reqs[i] = ledger.KeyRequirement{Name: k.Name, Create: k.Create}
 		copy(s.reqs[i].Hash[:], k.Hash)
-		names[string(k.Name)] = true
 	}
 	s.records = make([]ledger.Entry, len(b.Records))
 	leaves := make([]merkle.Hash, len(b.Records))
@@ -327,12 +325,8 @@ func (b *sealedBatch) submission(member string) (batchSubmission, error) {
 		if r.ID == uuid.Nil {
 			return s, invalid(at+".id", "required")
 		}
-		p, err := decodeBinaryPayload(r.Payload)
-		if err != nil || len(p.Box) == 0 {
+		if p, err := splitBinaryPayload(r.Payload); err != nil || len(p.box) == 0 {
 			return s, invalid(at+".payload", "not a sealed record")
-		}
-		if !names[string(subjectKeyName(p.Subject))] {
-			return s, invalid(at+".payload", "sealed under a key the batch does not name")
 		}
 		e := ledger.Entry{ID: r.ID, Kind: KindRecord, Author: member, Time: r.Time.UTC(), Payload: r.Payload}
 		s.records[i], leaves[i] = e, e.LeafHash()
