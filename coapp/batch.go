@@ -410,6 +410,24 @@ func (n *Node) checkSealed(ctx context.Context, s *batchSubmission) error {
 	return nil
 }
 
+// checkBatchSignature verifies a batch signature under pub, member's key
+// in this node's view (known) or the one its first batch brings. When it
+// fails under a known key, the view may lag behind a key rotation written
+// through another node: it catches up and checks once more.
+func (n *Node) checkBatchSignature(ctx context.Context, member string, pub ed25519.PublicKey, known bool, leaves []merkle.Hash, sig []byte) error {
+	msg := batchMessage(member, leaves)
+	if n.view.sigs.verify(pub, msg, sig, false) {
+		return nil
+	}
+	if known {
+		n.awaitView(ctx)
+		if cur, ok := n.view.memberKey(member); ok && !cur.Equal(pub) && n.view.sigs.verify(cur, msg, sig, false) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the records of %s", ErrBadSignature, member)
+}
+
 // storedKey reads the wrapped key a requirement names from the key store,
 // as the requirement says it is.
 func (n *Node) storedKey(ctx context.Context, req *ledger.KeyRequirement) ([]byte, error) {
@@ -461,8 +479,8 @@ func (n *Node) appendBatch(ctx context.Context, member string, s batchSubmission
 	if err != nil {
 		return nil, err
 	}
-	if !n.view.sigs.verify(pub, batchMessage(member, leaves), sig, false) {
-		return nil, fmt.Errorf("%w: the records of %s", ErrBadSignature, member)
+	if err := n.checkBatchSignature(ctx, member, pub, known, leaves, sig); err != nil {
+		return nil, err
 	}
 	// A batch whose records the ledger holds already (a retry) stores
 	// nothing new, not even its signature.
@@ -575,8 +593,8 @@ func (n *Node) handleSignedRecords(w http.ResponseWriter, r *http.Request, c cal
 	if len(pub) != ed25519.PublicKeySize {
 		return invalid("public_key", "member %s has no key in the ledger yet: send its Ed25519 public key", c.member)
 	}
-	if !n.view.sigs.verify(pub, batchMessage(c.member, leaves), sig, false) {
-		return fmt.Errorf("%w: the records of %s", ErrBadSignature, c.member)
+	if err := n.checkBatchSignature(r.Context(), c.member, pub, known, leaves, sig); err != nil {
+		return err
 	}
 	if err := n.checkSealed(r.Context(), &s); err != nil {
 		return err
