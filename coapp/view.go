@@ -78,7 +78,6 @@ type view struct {
 	tokens  map[string]tokenRec
 	schemas map[string][]Schema // by type, versions in order from 1
 	next    uint64              // the next ledger index to apply
-	records uint64
 
 	consents   *consent.Index
 	memberKeys map[string]ed25519.PublicKey // the current key
@@ -152,7 +151,6 @@ func (v *view) applyEntry(e ledger.Entry) {
 	}
 	switch e.Kind {
 	case KindRecord:
-		v.records++
 		if err := v.checkRecord(e); err != nil {
 			v.badRecords[e.Index] = err
 		}
