@@ -450,16 +450,15 @@ var consentNamespace = uuid.MustParse("6f1d4d3e-5b7a-4c55-9f1e-3c0a7b2d8e41")
 
 // awaitApplied waits until the view applied index.
 func (n *Node) awaitApplied(ctx context.Context, index uint64) error {
-	for {
-		woken := n.view.wake()
-		if n.view.applied() > index {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-woken:
-		}
+	applied := n.view.waitFor(index)
+	if applied == nil {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-applied:
+		return nil
 	}
 }
 

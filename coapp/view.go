@@ -1,6 +1,7 @@
 package coapp
 
 import (
+	"container/heap"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -93,10 +94,11 @@ type view struct {
 	badRecords map[uint64]error
 	sigs       verifiedSigs
 
-	// waitCh is closed (and forgotten) after each entry applied, for
-	// those waiting on the view (wake).
-	waitMu sync.Mutex
-	waitCh chan struct{}
+	// waiters wait for the view to apply an index, each woken once it
+	// has (waitFor): a heap, so that an entry applied wakes only those
+	// waiting for it, not every writer in flight.
+	waitMu  sync.Mutex
+	waiters waitHeap
 
 	gov *governance
 }
@@ -125,21 +127,44 @@ func (v *view) follow(ctx context.Context, l *ledger.Ledger, onErr func(error)) 
 func (v *view) apply(e ledger.Entry) {
 	v.applyEntry(e)
 	v.waitMu.Lock()
-	if v.waitCh != nil {
-		close(v.waitCh)
-		v.waitCh = nil
+	for len(v.waiters) > 0 && v.waiters[0].index <= e.Index {
+		close(heap.Pop(&v.waiters).(waiter).ch)
 	}
 	v.waitMu.Unlock()
 }
 
-// wake returns a channel closed once the view applies its next entry.
-func (v *view) wake() <-chan struct{} {
+// waitFor returns a channel closed once the view has applied index, or nil
+// when it has already.
+func (v *view) waitFor(index uint64) <-chan struct{} {
 	v.waitMu.Lock()
 	defer v.waitMu.Unlock()
-	if v.waitCh == nil {
-		v.waitCh = make(chan struct{})
+	if v.applied() > index {
+		return nil
 	}
-	return v.waitCh
+	ch := make(chan struct{})
+	heap.Push(&v.waiters, waiter{index: index, ch: ch})
+	return ch
+}
+
+// waiter waits for the view to apply index.
+type waiter struct {
+	index uint64
+	ch    chan struct{}
+}
+
+// waitHeap is a min-heap of waiters by index (container/heap).
+type waitHeap []waiter
+
+func (h waitHeap) Len() int           { return len(h) }
+func (h waitHeap) Less(i, j int) bool { return h[i].index < h[j].index }
+func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *waitHeap) Push(x any)        { *h = append(*h, x.(waiter)) }
+func (h *waitHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = waiter{}
+	*h = old[:len(old)-1]
+	return w
 }
 
 func (v *view) applyEntry(e ledger.Entry) {
