@@ -687,11 +687,7 @@ func (n *Node) sealAndAppend(ctx context.Context, r *http.Request, member string
 		seen[e.ID] = i
 		entries[i] = e
 	}
-	sub := batchSubmission{records: entries, batch: n.signBatchHere(key, member, entries), reqs: reqs}
-	if _, known := n.view.memberKey(member); !known {
-		sub.pub = key.Public().(ed25519.PublicKey)
-	}
-	rs, err := n.submitBatch(ctx, r, member, sub)
+	rs, err := n.submitRecords(ctx, r, member, key, entries, reqs)
 	if err == nil {
 		for s, k := range created {
 			n.cache.rememberSubject(s, k)

@@ -109,6 +109,7 @@ type Node struct {
 	cache  keyCache
 
 	signers  signers      // members' signing keys on this node
+	coalesce coalescer    // requests waiting to be signed together
 	signedMu sync.Mutex   // orders signed entries (consents, governance) between their check and their append, on the leader
 	keyMu    sync.RWMutex // held for reading by batches between their check and their append, for writing by key rotations
 
@@ -120,6 +121,7 @@ type Node struct {
 
 	caughtUp atomic.Bool // set once /readyz has seen the node caught up
 
+	life   context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -273,7 +275,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.logger = n.logger.With("node", n.ledger.ID())
 
 	fctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	n.life, n.cancel = fctx, cancel
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

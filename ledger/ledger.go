@@ -394,3 +394,7 @@ func (l *Ledger) ID() string { return l.cfg.NodeID }
 
 // Addr returns the Raft address this node advertises.
 func (l *Ledger) Addr() string { return string(l.trans.LocalAddr()) }
+
+// MaxBatchBytes returns the most bytes one Append call may carry, entries
+// and key requirements encoded (Config.MaxBatchBytes).
+func (l *Ledger) MaxBatchBytes() int { return l.cfg.MaxBatchBytes }

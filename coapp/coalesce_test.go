@@ -1,0 +1,220 @@
+package coapp
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"coapp.coop/coapp/client"
+	"coapp.coop/ledger"
+)
+
+// kindsFrom counts the ledger's entries by kind from index from on.
+func kindsFrom(t *testing.T, n *Node, from uint64) (map[string]int, uint64) {
+	t.Helper()
+	kinds := map[string]int{}
+	var size uint64
+	err := n.Ledger().Read(testCtx(t), ledger.Stale, func(v *ledger.View) error {
+		size = v.Size()
+		for e, err := range v.Entries(from, size) {
+			if err != nil {
+				return err
+			}
+			kinds[e.Kind]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kinds, size
+}
+
+func sealedRequest(t *testing.T, n *Node, records ...Record) *signReq {
+	t.Helper()
+	sr := &signReq{done: make(chan signResult, 1)}
+	for _, r := range records {
+		e, reqs := sealedEntry(t, n, "coop-a", r)
+		sr.entries = append(sr.entries, e)
+		sr.reqs = append(sr.reqs, reqs...)
+	}
+	sr.bytes = payloadBytes(sr.entries)
+	return sr
+}
+
+// TestGatheredBatch signs the records of three requests as one batch: one
+// signature entry before all their records, each request handed the
+// receipts of its own records, in order.
+func TestGatheredBatch(t *testing.T) {
+	n, _ := bootstrapNode(t)
+	key, err := n.signingKey("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, before := kindsFrom(t, n, 0)
+	batch := []*signReq{
+		sealedRequest(t, n, purchase("anna@example.org", 1), purchase("bruno@example.org", 2)),
+		sealedRequest(t, n, purchase("carla@example.org", 3)),
+		sealedRequest(t, n, purchase("dario@example.org", 4), purchase("elena@example.org", 5), purchase("fabio@example.org", 6)),
+	}
+	n.appendGathered(nil, "coop-a", key, batch)
+	for i, sr := range batch {
+		res := <-sr.done
+		if res.err != nil || res.alone {
+			t.Fatalf("request %d: %+v", i, res)
+		}
+		if len(res.receipts) != len(sr.entries) {
+			t.Fatalf("request %d: %d receipts for %d records", i, len(res.receipts), len(sr.entries))
+		}
+		for j, rc := range res.receipts {
+			if rc.ID != sr.entries[j].ID || rc.Leaf != sr.entries[j].LeafHash() {
+				t.Fatalf("request %d, record %d: receipt %+v is not its record's", i, j, rc)
+			}
+		}
+	}
+	kinds, after := kindsFrom(t, n, before)
+	if kinds[KindBatch] != 1 || kinds[KindRecord] != 6 || after-before != 7 {
+		t.Fatalf("gathered batch wrote %v (%d entries), want one signature and 6 records", kinds, after-before)
+	}
+	if err := n.awaitApplied(testCtx(t), after-1); err != nil {
+		t.Fatal(err)
+	}
+	if bad := n.view.refusedRecords(); len(bad) != 0 {
+		t.Fatalf("the view refused gathered records: %v", bad)
+	}
+}
+
+// TestGatheredBatchFailsAlone: when one request of a gathered batch cannot
+// be written (an id the ledger holds with other content), the batch
+// writes nothing and each request is told to go alone, where only the
+// bad one fails.
+func TestGatheredBatchFailsAlone(t *testing.T) {
+	n, _ := bootstrapNode(t)
+	key, err := n.signingKey("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := purchase("anna@example.org", 1)
+	if _, err := n.Publish(testCtx(t), "coop-a", []Record{first}); err != nil {
+		t.Fatal(err)
+	}
+	reused := purchase("anna@example.org", 2)
+	reused.ID = first.ID // other content under the same id
+	good, bad := sealedRequest(t, n, purchase("bruno@example.org", 3)), sealedRequest(t, n, reused)
+	_, before := kindsFrom(t, n, 0)
+	n.appendGathered(nil, "coop-a", key, []*signReq{good, bad})
+	for i, sr := range []*signReq{good, bad} {
+		if res := <-sr.done; !res.alone {
+			t.Fatalf("request %d: %+v, want to go alone", i, res)
+		}
+	}
+	if _, after := kindsFrom(t, n, 0); after != before {
+		t.Fatalf("a failed gathered batch wrote %d entries", after-before)
+	}
+	if _, err := n.submitAlone(testCtx(t), nil, "coop-a", key, good.entries, good.reqs); err != nil {
+		t.Fatalf("the good request alone: %v", err)
+	}
+	var conflict *ledger.ConflictError
+	if _, err := n.submitAlone(testCtx(t), nil, "coop-a", key, bad.entries, bad.reqs); !errors.As(err, &conflict) {
+		t.Fatalf("the bad request alone: %v, want a *ledger.ConflictError", err)
+	}
+}
+
+// TestGatherTake keeps out of a batch a request that needs a data key the
+// batch already requires with another value (two requests that each
+// created a key for the same new person), and what does not fit.
+func TestGatherTake(t *testing.T) {
+	req := func(name string, hash byte, records int) *signReq {
+		sr := &signReq{entries: make([]ledger.Entry, records), bytes: records * 100}
+		sr.reqs = []ledger.KeyRequirement{{Name: []byte(name), Hash: [32]byte{hash}}}
+		return sr
+	}
+	a, b, c, d := req("k1", 1, 1), req("k1", 2, 1), req("k1", 1, 1), req("k2", 1, coalesceMaxRecords)
+	g := &coalesceGroup{pending: []*signReq{a, b, c, d}}
+	got := g.take(1 << 20)
+	if len(got) != 2 || got[0] != a || got[1] != c {
+		t.Fatalf("took %d requests, want a and c", len(got))
+	}
+	if len(g.pending) != 2 || g.pending[0] != b || g.pending[1] != d {
+		t.Fatalf("left %d pending, want b and d", len(g.pending))
+	}
+	if got := g.take(1 << 20); len(got) != 1 || got[0] != b {
+		t.Fatal("the next batch does not start with b")
+	}
+	if got := g.take(1 << 20); len(got) != 1 || got[0] != d {
+		t.Fatal("a full request does not go in a batch of its own")
+	}
+	if got := g.take(1 << 20); len(got) != 0 || len(g.pending) != 0 {
+		t.Fatal("an empty group gave a batch")
+	}
+}
+
+// TestConcurrentPublishesGathered publishes many one-record requests at
+// once through the leader and a follower of a three-node federation: they
+// are signed in fewer batches than requests, every request gets the
+// receipts of its own records, and every replica accepts every record.
+func TestConcurrentPublishesGathered(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	n1 := joinNode(t, "n1", n0, token, true)
+	n2 := joinNode(t, "n2", n0, token, true)
+	ctx := testCtx(t)
+	_, before := kindsFrom(t, n0, 0)
+	const perNode, workers = 96, 32
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*perNode)
+	for _, via := range []*Node{n0, n1} {
+		c := client.New(via.URL(), token)
+		next := make(chan int, perNode)
+		for i := range perNode {
+			next <- i
+		}
+		close(next)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					r := record(i)
+					r.ID = uuid.New()
+					r.Subject = fmt.Sprintf("person-%d@%s", i%13, via.ledger.ID())
+					rs, err := c.Publish(ctx, []client.Record{r})
+					switch {
+					case err != nil:
+						errs <- fmt.Errorf("through %s: %w", via.ledger.ID(), err)
+					case len(rs) != 1 || rs[0].ID != r.ID:
+						errs <- fmt.Errorf("through %s: receipts %+v for record %s", via.ledger.ID(), rs, r.ID)
+					default:
+						got, err := c.Record(ctx, r.ID, "")
+						if err != nil || got.Index != rs[0].Index {
+							errs <- fmt.Errorf("record %s: %+v, %v; receipt index %d", r.ID, got, err, rs[0].Index)
+						}
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	kinds, after := kindsFrom(t, n0, before)
+	if kinds[KindRecord] != 2*perNode {
+		t.Fatalf("%d records in the ledger, want %d", kinds[KindRecord], 2*perNode)
+	}
+	if kinds[KindBatch] >= 2*perNode {
+		t.Errorf("%d batch signatures for %d requests: none gathered", kinds[KindBatch], 2*perNode)
+	}
+	t.Logf("%d requests signed in %d batches", 2*perNode, kinds[KindBatch])
+	for _, n := range []*Node{n0, n1, n2} {
+		if err := n.awaitApplied(ctx, after-1); err != nil {
+			t.Fatal(err)
+		}
+		if bad := n.view.refusedRecords(); len(bad) != 0 {
+			t.Errorf("%s refused %d gathered records", n.ledger.ID(), len(bad))
+		}
+	}
+}
