@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -38,6 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	token := f.string("token", "", "token for --target")
 	floor := f.bool("floor", true, "measure the raw Raft floor too")
 	cpuprofile := f.string("cpuprofile", "", "write a CPU profile of the load (not the floor) to this file")
+	memprofile := f.string("memprofile", "", "write a profile of the memory allocated by the load (not the floor) to this file")
 	if err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -65,8 +69,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "coapp bench: %d node(s), %d records of %d bytes, %d clients, %d records per request\n",
 		*nodes, *records, *size, *clients, *batch)
 
-	c := client.New(url, tok)
+	ld := newLoader(url, tok, *clients)
 	requests := (*records + *batch - 1) / *batch
+	if *memprofile != "" {
+		runtime.MemProfileRate = 64 << 10
+	}
 	if *cpuprofile != "" {
 		pf, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -77,11 +84,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	res, err := measure(*clients, requests, func(i int) error {
-		_, err := c.Publish(ctx, benchRecords(i, *batch, *size, *subjects))
-		return err
+		return ld.publish(ctx, i, *batch, *size, *subjects)
 	})
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		if err := writeHeapProfile(*memprofile); err != nil {
+			return err
+		}
 	}
 	if err != nil {
 		return err
@@ -162,24 +173,98 @@ func (bc *benchCluster) close() {
 	}
 }
 
-// benchRecords makes request i's records, each about size bytes of JSON,
+// writeHeapProfile writes the allocations profile (go tool pprof
+// -sample_index=alloc_space) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// loader is the load generator: it posts publish requests whose JSON it
+// writes by hand into reused buffers, so that the clients, which share the
+// machine's cores with the nodes, weigh on them as little as they can (a
+// request through the client package cost a quarter of the CPU of a
+// one-node run).
+type loader struct {
+	http      *http.Client
+	url, auth string
+	bufs      sync.Pool
+}
+
+func newLoader(url, token string, clients int) *loader {
+	return &loader{
+		http: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: clients}},
+		url:  url + "/v1/records", auth: "Bearer " + token,
+		bufs: sync.Pool{New: func() any { return new(benchBuf) }},
+	}
+}
+
+type benchBuf struct {
+	body []byte
+	pad  []byte
+}
+
+// publish posts request i's n records, each about size bytes of JSON,
 // about subjects people (a new one per record when 0): members of a
 // cooperative trade again and again, and each person's first record
-// creates their data key.
-func benchRecords(i, n, size, subjects int) []client.Record {
-	out := make([]client.Record, n)
-	pad := make([]byte, (size-150)/2)
-	for j := range out {
-		_, _ = rand.Read(pad)
-		out[j] = client.Record{
-			ID:      uuid.Must(uuid.NewV7()),
-			Type:    "purchase",
-			Subject: benchSubject(i*n+j, subjects),
-			Time:    time.Now().UTC(),
-			Fields:  map[string]json.RawMessage{"note": json.RawMessage(`"` + hex.EncodeToString(pad) + `"`)},
+// creates their data key. It checks that every record got a receipt.
+func (l *loader) publish(ctx context.Context, i, n, size, subjects int) error {
+	b := l.bufs.Get().(*benchBuf)
+	defer l.bufs.Put(b)
+	b.pad = slices.Grow(b.pad[:0], (size-150)/2)[:(size-150)/2]
+	body := append(b.body[:0], `{"records":[`...)
+	now := time.Now().UTC()
+	for j := range n {
+		_, _ = rand.Read(b.pad)
+		if j > 0 {
+			body = append(body, ',')
 		}
+		body = append(body, `{"id":"`...)
+		body = append(body, uuid.Must(uuid.NewV7()).String()...)
+		body = append(body, `","type":"purchase","subject":"`...)
+		body = append(body, benchSubject(i*n+j, subjects)...)
+		body = append(body, `","time":"`...)
+		body = now.AppendFormat(body, time.RFC3339Nano)
+		body = append(body, `","fields":{"note":"`...)
+		body = hex.AppendEncode(body, b.pad)
+		body = append(body, `"}}`...)
 	}
-	return out
+	body = append(body, `]}`...)
+	b.body = body
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", l.auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("POST /v1/records: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	var out struct {
+		Receipts []struct {
+			ID string `json:"id"`
+		} `json:"receipts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Errorf("POST /v1/records: %w", err)
+	}
+	if len(out.Receipts) != n {
+		return fmt.Errorf("POST /v1/records: %d receipts for %d records", len(out.Receipts), n)
+	}
+	return nil
 }
 
 // result is one measured load.
