@@ -211,6 +211,7 @@ func (n *Node) appendGathered(r *http.Request, member string, key ed25519.Privat
 	defer cancel()
 	if len(batch) == 1 {
 		rs, err := n.submitAlone(ctx, r, member, key, entries, reqs)
+		n.metrics.signedBatch(1, err != nil)
 		batch[0].done <- signResult{receipts: rs, err: err}
 		return
 	}
@@ -224,6 +225,7 @@ func (n *Node) appendGathered(r *http.Request, member string, key ed25519.Privat
 	if err == nil && len(rs) != len(entries) {
 		err = errRepeatedIDs
 	}
+	n.metrics.signedBatch(len(batch), err != nil)
 	at := 0
 	for _, sr := range batch {
 		if err != nil {

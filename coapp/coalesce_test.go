@@ -85,6 +85,9 @@ func TestGatheredBatch(t *testing.T) {
 	if bad := n.view.refusedRecords(); len(bad) != 0 {
 		t.Fatalf("the view refused gathered records: %v", bad)
 	}
+	if m := n.metrics; m.batches != 1 || m.batchRequests != 3 || m.batchFallbacks != 0 {
+		t.Errorf("metrics count %d batches, %d requests, %d fallbacks; want 1, 3, 0", m.batches, m.batchRequests, m.batchFallbacks)
+	}
 }
 
 // TestGatheredBatchFailsAlone: when one request of a gathered batch cannot
@@ -113,6 +116,9 @@ func TestGatheredBatchFailsAlone(t *testing.T) {
 	}
 	if _, after := kindsFrom(t, n, 0); after != before {
 		t.Fatalf("a failed gathered batch wrote %d entries", after-before)
+	}
+	if m := n.metrics; m.batchFallbacks != 2 {
+		t.Errorf("metrics count %d fallbacks, want 2", m.batchFallbacks)
 	}
 	if _, err := n.submitAlone(testCtx(t), nil, "coop-a", key, good.entries, good.reqs); err != nil {
 		t.Fatalf("the good request alone: %v", err)

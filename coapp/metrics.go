@@ -16,6 +16,10 @@ type metrics struct {
 	requests map[[2]string]uint64 // route, status -> count
 	latency  histogram
 	failures uint64
+	// Signed batches appended through the coalescer, the publish
+	// requests they carried, and the requests signed again alone after
+	// the batch that gathered them failed.
+	batches, batchRequests, batchFallbacks uint64
 }
 
 // appendBuckets are the upper bounds, in seconds, of the append latency
@@ -66,6 +70,17 @@ func (m *metrics) appendLatency(d time.Duration, err error) {
 	m.latency.n++
 }
 
+// signedBatch counts a batch of requests signed and appended together.
+func (m *metrics) signedBatch(requests int, failed bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.batches++
+	m.batchRequests += uint64(requests)
+	if failed && requests > 1 {
+		m.batchFallbacks += uint64(requests)
+	}
+}
+
 func (n *Node) handleMetrics(w http.ResponseWriter, _ *http.Request, _ caller) error {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	st, err := n.ledger.Status()
@@ -104,6 +119,9 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintf(w, "coapp_append_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
 	fmt.Fprintf(w, "coapp_append_duration_seconds_sum %g\ncoapp_append_duration_seconds_count %d\n", m.latency.sum, m.latency.n)
 	fmt.Fprintf(w, "# HELP coapp_append_failures_total Appends that returned an error.\n# TYPE coapp_append_failures_total counter\ncoapp_append_failures_total %d\n", m.failures)
+	fmt.Fprintf(w, "# HELP coapp_signed_batches_total Signed batches of records this node appended, each for one or more publish requests of one member.\n# TYPE coapp_signed_batches_total counter\ncoapp_signed_batches_total %d\n", m.batches)
+	fmt.Fprintf(w, "# HELP coapp_signed_batch_requests_total Publish requests the signed batches carried.\n# TYPE coapp_signed_batch_requests_total counter\ncoapp_signed_batch_requests_total %d\n", m.batchRequests)
+	fmt.Fprintf(w, "# HELP coapp_signed_batch_fallbacks_total Requests signed and appended again alone after the batch that gathered them failed.\n# TYPE coapp_signed_batch_fallbacks_total counter\ncoapp_signed_batch_fallbacks_total %d\n", m.batchFallbacks)
 	fmt.Fprint(w, "# HELP coapp_http_requests_total HTTP requests by route and status.\n# TYPE coapp_http_requests_total counter\n")
 	keys := make([][2]string, 0, len(m.requests))
 	for k := range m.requests {

@@ -244,6 +244,9 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`coapp_raft_state{state="Leader"} 1`,
 		"coapp_ledger_size 6",
 		`coapp_append_duration_seconds_count 1`,
+		"coapp_signed_batches_total 1",
+		"coapp_signed_batch_requests_total 1",
+		"coapp_signed_batch_fallbacks_total 0",
 		`coapp_http_requests_total{route="POST /v1/records",status="200"} 1`,
 	} {
 		if !bytes.Contains(data, []byte(want)) {
