@@ -433,8 +433,7 @@ func queryUint(r *http.Request, name string) (uint64, error) {
 // needsLeader is true when this node must hand the request to the leader:
 // writes, and reads at leader or linearizable consistency.
 func (n *Node) needsLeader() bool {
-	st, err := n.ledger.Status()
-	return err != nil || st.State != "Leader"
+	return !n.ledger.IsLeader()
 }
 
 // forwardBody forwards a request whose body has not been read.

@@ -106,3 +106,9 @@ func (l *Ledger) Snapshot(ctx context.Context) error {
 	}
 	return err
 }
+
+// IsLeader reports whether this node leads the cluster now: cheaper than
+// Status for a check on every request.
+func (l *Ledger) IsLeader() bool {
+	return !l.closed.Load() && l.raft.State() == raft.Leader
+}
