@@ -141,7 +141,13 @@ func startBenchCluster(ctx context.Context, dir string, n int) (*benchCluster, e
 		} else {
 			cfg.Join, cfg.JoinToken, cfg.KeyFile = bc.nodes[0].URL(), bc.token, bc.nodes[0].KeyFile()
 		}
-		node, err := coapp.Open(ctx, cfg)
+		// The node's goroutines carry its id as a profiling label
+		// (go tool pprof -tagfocus node=bench-1).
+		var node *coapp.Node
+		var err error
+		pprof.Do(ctx, pprof.Labels("node", cfg.NodeID), func(ctx context.Context) {
+			node, err = coapp.Open(ctx, cfg)
+		})
 		if err != nil {
 			bc.close()
 			return nil, err
