@@ -3,6 +3,7 @@ package coapp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -102,6 +103,45 @@ func TestPublishAndRead(t *testing.T) {
 	}
 	if _, err := c.Record(ctx, uuid.New(), ""); apiStatus(err) != http.StatusNotFound {
 		t.Errorf("unknown record: %v, want 404", err)
+	}
+}
+
+// TestPublishJSON publishes a request body the caller encoded: its
+// receipts are those of Publish for the same records; a body that is not
+// a publish request is refused, naming the field, and writes nothing.
+func TestPublishJSON(t *testing.T) {
+	n, token := bootstrapNode(t)
+	c := client.New(n.URL(), token)
+	ctx := testCtx(t)
+	recs := []client.Record{record(1), record(2)}
+	body, err := json.Marshal(map[string]any{"records": recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := c.PublishJSON(ctx, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].ID != recs[0].ID || rs[1].ID != recs[1].ID {
+		t.Fatalf("receipts %+v", rs)
+	}
+	again, err := c.Publish(ctx, recs)
+	if err != nil || len(again) != 2 || again[0] != rs[0] || again[1] != rs[1] {
+		t.Errorf("Publish of the same records: %+v, %v; want %+v", again, err, rs)
+	}
+	before, err := c.Ledger(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`{"records":`, `{"records":[{"id":"not-a-uuid"}]}`, `[]`} {
+		_, err := c.PublishJSON(ctx, []byte(bad))
+		var e *client.Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
+			t.Errorf("PublishJSON(%s): %v, want 400", bad, err)
+		}
+	}
+	if after, err := c.Ledger(ctx, ""); err != nil || after.Size != before.Size {
+		t.Errorf("bad bodies wrote entries: size %d, then %d (%v)", before.Size, after.Size, err)
 	}
 }
 

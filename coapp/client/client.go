@@ -194,6 +194,18 @@ func (c *Client) Publish(ctx context.Context, records []Record) ([]Receipt, erro
 	return out.Receipts, err
 }
 
+// PublishJSON is Publish for a request body the caller encoded already:
+// {"records":[...]}, as POST /v1/records takes it (for an app that
+// receives its records as JSON, or a load generator). It retries as
+// Publish does.
+func (c *Client) PublishJSON(ctx context.Context, body []byte) ([]Receipt, error) {
+	var out struct {
+		Receipts []Receipt `json:"receipts"`
+	}
+	err := c.send(ctx, http.MethodPost, "/v1/records", body, &out, true)
+	return out.Receipts, err
+}
+
 // Record returns a stored record's receipt and metadata.
 func (c *Client) Record(ctx context.Context, id uuid.UUID, consistency string) (RecordInfo, error) {
 	var out RecordInfo
@@ -723,6 +735,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, retry
 			return err
 		}
 	}
+	return c.send(ctx, method, path, body, out, retry)
+}
+
+// send is do with the request's body encoded.
+func (c *Client) send(ctx context.Context, method, path string, body []byte, out any, retry bool) error {
 	for attempt := 1; ; attempt++ {
 		err, again := c.once(ctx, method, path, body, out)
 		if err == nil || !retry || !again || (c.Retries > 0 && attempt >= c.Retries) {
