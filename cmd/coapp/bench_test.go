@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
+
+	"coapp.coop/coapp"
+	"coapp.coop/internal/testcerts"
 )
 
 // TestBench runs a small coapp bench on a three-node in-process cluster,
@@ -37,5 +42,59 @@ func TestBench(t *testing.T) {
 		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", p, err)
 		}
+	}
+}
+
+// TestBenchTarget loads a running node over mutual TLS with --target, its
+// token read from a file, twice (the second run finds the bench's schema
+// registered); without a token it is a usage error.
+func TestBenchTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	ca, err := testcerts.NewCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeCert, err := ca.Issue("n0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := ca.Issue("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := coapp.Open(ctx, coapp.Config{Dir: dir, NodeID: "n0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		Bootstrap: true, Federation: "Bench", TLS: coapp.TLSFiles(nodeCert)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	args := []string{"bench", "--target", n.URL(), "--token-file", filepath.Join(dir, coapp.AdminTokenFile),
+		"--tls-cert", app.Cert, "--tls-key", app.Key, "--tls-ca", app.CA,
+		"--records", "200", "--clients", "4", "--batch", "5", "--floor=false"}
+	for run := 1; run <= 2; run++ {
+		out, err := runCLI(t, args...)
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, out)
+		}
+		if !regexp.MustCompile(`coapp over HTTP +[1-9]\d* records/s`).MatchString(out) {
+			t.Fatalf("run %d printed no rate:\n%s", run, out)
+		}
+	}
+	st, err := n.Ledger().Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Genesis, node, token, schema, then 400 records in batches.
+	if st.Size < 4+400 {
+		t.Errorf("ledger size %d after two runs of 200 records", st.Size)
+	}
+	t.Setenv("COAPP_TOKEN", "")
+	if _, err := runCLI(t, "bench", "--target", n.URL(), "--records", "10"); exitCode(err) != 2 {
+		t.Errorf("--target without a token: %v, want a usage error", err)
 	}
 }

@@ -36,6 +36,20 @@ func addClientFlags(f flags) clientFlags {
 }
 
 func (cf clientFlags) client() (*client.Client, error) {
+	token, cfg, err := cf.credentials()
+	if err != nil {
+		return nil, err
+	}
+	var opts []client.Option
+	if cfg != nil {
+		opts = append(opts, client.WithTLS(cfg))
+	}
+	return client.New(*cf.url, token, opts...), nil
+}
+
+// credentials returns the token the flags give (--token, $COAPP_TOKEN or
+// --token-file) and their TLS configuration, nil without TLS flags.
+func (cf clientFlags) credentials() (string, *tls.Config, error) {
 	token := *cf.token
 	if token == "" {
 		token = os.Getenv(envName("token"))
@@ -43,22 +57,18 @@ func (cf clientFlags) client() (*client.Client, error) {
 	if token == "" && *cf.tokenFile != "" {
 		b, err := os.ReadFile(*cf.tokenFile)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
-		return nil, usageError{"a token is needed: --token, --token-file or $COAPP_TOKEN"}
+		return "", nil, usageError{"a token is needed: --token, --token-file or $COAPP_TOKEN"}
 	}
-	var opts []client.Option
-	if *cf.cert != "" || *cf.ca != "" {
-		cfg, err := clientTLS(*cf.cert, *cf.key, *cf.ca)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, client.WithTLS(cfg))
+	if *cf.cert == "" && *cf.ca == "" {
+		return token, nil, nil
 	}
-	return client.New(*cf.url, token, opts...), nil
+	cfg, err := clientTLS(*cf.cert, *cf.key, *cf.ca)
+	return token, cfg, err
 }
 
 func clientTLS(cert, key, ca string) (*tls.Config, error) {
