@@ -245,6 +245,13 @@ func (v *view) refusedRecords() map[uint64]bool {
 	return out
 }
 
+// hasRefusals reports whether the view refused any record entry.
+func (v *view) hasRefusals() bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.badRecords) > 0
+}
+
 // recordRefusal returns why the record at index was refused, or nil.
 func (v *view) recordRefusal(index uint64) error {
 	v.mu.RLock()
@@ -520,12 +527,21 @@ func (n *Node) appendBatch(ctx context.Context, member string, s batchSubmission
 func (n *Node) stored(ctx context.Context, records []ledger.Entry) ([]ledger.Receipt, bool, error) {
 	rs := make([]ledger.Receipt, len(records))
 	all := true
+	// While the replicas have refused no record (forged ones only), the
+	// first record not found ends the check: the append dedupes the
+	// rest. Otherwise every record is looked for, so that a batch that
+	// mixes new records with refused ones is refused, not answered with
+	// the refused records' receipts.
+	every := n.view.hasRefusals()
 	err := n.ledger.Read(ctx, ledger.Stale, func(v *ledger.View) error {
 		for i := range records {
 			e, rc, err := v.ByID(records[i].ID)
 			switch {
 			case errors.Is(err, ledger.ErrNotFound):
-				all = false // the append dedupes the rest
+				all = false
+				if every {
+					continue
+				}
 				return nil
 			case err != nil:
 				return err

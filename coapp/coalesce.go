@@ -65,6 +65,9 @@ type signReq struct {
 	reqs    []ledger.KeyRequirement
 	bytes   int
 	done    chan signResult // buffered: the signer never blocks
+	// abandoned is set, under the coalescer's lock, when the request's
+	// context ended while it waited: it is dropped, never appended.
+	abandoned bool
 }
 
 type signResult struct {
@@ -110,6 +113,9 @@ func (n *Node) submitRecords(ctx context.Context, r *http.Request, member string
 		}
 		return res.receipts, res.err
 	case <-ctx.Done():
+		c.mu.Lock()
+		me.abandoned = true // unless a batch took it already: then its outcome is unknown
+		c.mu.Unlock()
 		return nil, ctx.Err()
 	}
 }
@@ -156,6 +162,9 @@ func (g *coalesceGroup) take(maxBytes int) []*signReq {
 	keys := map[string][sha256.Size]byte{}
 	rest := g.pending[:0]
 	for _, sr := range g.pending {
+		if sr.abandoned {
+			continue
+		}
 		fits := len(out) == 0 || records+len(sr.entries) <= coalesceMaxRecords && bytes+sr.bytes <= maxBytes
 		if fits {
 			for _, kr := range sr.reqs {

@@ -10,6 +10,7 @@ import (
 
 	"coapp.coop/coapp/client"
 	"coapp.coop/ledger"
+	"coapp.coop/pseudonym"
 )
 
 // kindsFrom counts the ledger's entries by kind from index from on.
@@ -129,6 +130,106 @@ func TestGatheredBatchFailsAlone(t *testing.T) {
 	}
 }
 
+// TestRefusedRecordsNotAcknowledged: a request that carries a record the
+// replicas refused (here appended past the node, unsigned) is refused
+// with ErrRefused and writes nothing, alone or gathered behind another
+// request's new records; the other request is written.
+func TestRefusedRecordsNotAcknowledged(t *testing.T) {
+	n, _ := bootstrapNode(t)
+	ctx := testCtx(t)
+	key, err := n.signingKey("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := sealedRequest(t, n, purchase("anna@example.org", 1))
+	rs, err := n.Ledger().AppendWithKeys(ctx, forged.reqs, forged.entries...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.awaitApplied(ctx, rs[0].Index); err != nil {
+		t.Fatal(err)
+	}
+	if n.view.recordRefusal(rs[0].Index) == nil {
+		t.Fatal("the unsigned record was not refused")
+	}
+	retry := &signReq{entries: forged.entries, bytes: forged.bytes, done: make(chan signResult, 1)}
+	_, before := kindsFrom(t, n, 0)
+
+	// Alone, behind a new record of the same request.
+	mixed := sealedRequest(t, n, purchase("bruno@example.org", 2))
+	mixed.entries = append(mixed.entries, forged.entries...)
+	if _, err := n.submitAlone(ctx, nil, "coop-a", key, mixed.entries, mixed.reqs); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a request mixing a new record with a refused one: %v, want ErrRefused", err)
+	}
+	if _, after := kindsFrom(t, n, 0); after != before {
+		t.Fatalf("the refused request wrote %d entries", after-before)
+	}
+
+	// Gathered behind another request's new records.
+	fresh := sealedRequest(t, n, purchase("carla@example.org", 3))
+	n.appendGathered(nil, "coop-a", key, []*signReq{fresh, retry})
+	for i, sr := range []*signReq{fresh, retry} {
+		if res := <-sr.done; !res.alone {
+			t.Fatalf("request %d: %+v, want to go alone", i, res)
+		}
+	}
+	if _, after := kindsFrom(t, n, 0); after != before {
+		t.Fatalf("a gathered batch holding a refused record wrote %d entries", after-before)
+	}
+	if _, err := n.submitAlone(ctx, nil, "coop-a", key, retry.entries, nil); !errors.Is(err, ErrRefused) {
+		t.Fatalf("the refused record alone: %v, want ErrRefused", err)
+	}
+	if _, err := n.submitAlone(ctx, nil, "coop-a", key, fresh.entries, fresh.reqs); err != nil {
+		t.Fatalf("the fresh request alone: %v", err)
+	}
+}
+
+// TestGatheredBatchSharesAKey gathers two requests about the same new
+// person, sealed under the same new data key: the batch requires the key
+// once, creates it, and both records are written under it.
+func TestGatheredBatchSharesAKey(t *testing.T) {
+	n, _ := bootstrapNode(t)
+	key, err := n.signingKey("coop-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []*signReq
+	for i := range 2 {
+		s, ok := n.view.schema("purchase", 0)
+		if !ok {
+			t.Fatal("no purchase schema")
+		}
+		r := purchase("dora@example.org", 10+i)
+		p, err := r.prepare(&transformer{keys: n.keys, member: "coop-a"}, &s, "record")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, kr, created, err := n.subjectKeys(testCtx(t), []pseudonym.Pseudonym{p.payload.Subject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			n.cache.rememberSubject(p.payload.Subject, created[p.payload.Subject]) // the second request finds it
+		} else if kr[0].Create != nil {
+			t.Fatal("the second request creates the key again")
+		}
+		e, err := p.seal(keys[p.payload.Subject])
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, &signReq{entries: []ledger.Entry{e}, reqs: kr, bytes: payloadBytes([]ledger.Entry{e}), done: make(chan signResult, 1)})
+	}
+	n.appendGathered(nil, "coop-a", key, reqs)
+	for i, sr := range reqs {
+		if res := <-sr.done; res.err != nil || res.alone {
+			t.Fatalf("request %d: %+v", i, res)
+		}
+	}
+	if n.metrics.batchFallbacks != 0 {
+		t.Errorf("%d requests went alone", n.metrics.batchFallbacks)
+	}
+}
+
 // TestGatherTake keeps out of a batch a request that needs a data key the
 // batch already requires with another value (two requests that each
 // created a key for the same new person), and what does not fit.
@@ -155,6 +256,13 @@ func TestGatherTake(t *testing.T) {
 	}
 	if got := g.take(1 << 20); len(got) != 0 || len(g.pending) != 0 {
 		t.Fatal("an empty group gave a batch")
+	}
+	// A request whose context ended while it waited is dropped.
+	e, f := req("k3", 1, 1), req("k4", 1, 1)
+	e.abandoned = true
+	g.pending = []*signReq{e, f}
+	if got := g.take(1 << 20); len(got) != 1 || got[0] != f || len(g.pending) != 0 {
+		t.Fatalf("took %d requests, left %d: an abandoned request was kept", len(got), len(g.pending))
 	}
 }
 
@@ -185,7 +293,10 @@ func TestConcurrentPublishesGathered(t *testing.T) {
 				for i := range next {
 					r := record(i)
 					r.ID = uuid.New()
-					r.Subject = fmt.Sprintf("person-%d@%s", i%13, via.ledger.ID())
+					// A new person per request: two requests creating a
+					// key for the same new person conflict, and one of
+					// them goes alone (TestGatherTake).
+					r.Subject = fmt.Sprintf("person-%d@%s", i, via.ledger.ID())
 					rs, err := c.Publish(ctx, []client.Record{r})
 					switch {
 					case err != nil:
@@ -215,6 +326,14 @@ func TestConcurrentPublishesGathered(t *testing.T) {
 		t.Errorf("%d batch signatures for %d requests: none gathered", kinds[KindBatch], 2*perNode)
 	}
 	t.Logf("%d requests signed in %d batches", 2*perNode, kinds[KindBatch])
+	for _, n := range []*Node{n0, n1} {
+		n.metrics.mu.Lock()
+		fallbacks := n.metrics.batchFallbacks
+		n.metrics.mu.Unlock()
+		if fallbacks != 0 {
+			t.Errorf("%s: %d requests went alone after their gathered batch failed", n.ledger.ID(), fallbacks)
+		}
+	}
 	for _, n := range []*Node{n0, n1, n2} {
 		if err := n.awaitApplied(ctx, after-1); err != nil {
 			t.Fatal(err)
