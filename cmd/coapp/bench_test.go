@@ -27,7 +27,8 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatalf("coapp bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{`coapp over HTTP +(\d+) records/s`, `raw Raft floor \(3 records per Apply\) +(\d+) records/s`, `ratio: [0-9.]+x the floor`} {
+	for _, want := range []string{`coapp over HTTP +(\d+) records/s`, `raw Raft floor \(3 records per Apply\) +(\d+) records/s`,
+		`ratio: [0-9.]+x the floor \([0-9.]+x in CPU per record\)`, `[0-9.]+ µs CPU per record \([0-9.]+ s user, [0-9.]+ s system\), \d+ minor page faults`} {
 		m := regexp.MustCompile(want).FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("output lacks %q:\n%s", want, out)
