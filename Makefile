@@ -28,7 +28,7 @@ lint:
 fuzz:
 	go test -run XXX -fuzz '^FuzzVerifyInclusion$$' -fuzztime $(FUZZTIME) ./ledger/merkle
 	go test -run XXX -fuzz '^FuzzVerifyConsistency$$' -fuzztime $(FUZZTIME) ./ledger/merkle
-	go test -run XXX -fuzz '^FuzzDecodeEntry$$' -fuzztime $(FUZZTIME) ./ledger
+	go test -run XXX -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ledger/entry
 	go test -run XXX -fuzz '^FuzzDecodeChunk$$' -fuzztime $(FUZZTIME) ./ledger
 	go test -run XXX -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./ledger
 	go test -run XXX -fuzz '^FuzzDecodeLog$$' -fuzztime $(FUZZTIME) ./ledger/raftbadger

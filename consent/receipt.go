@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"coapp.coop/ledger"
+	"coapp.coop/ledger/entry"
 	"coapp.coop/ledger/merkle"
 )
 
@@ -48,7 +48,7 @@ type ReceiptEntry struct {
 
 // NewReceipt makes the receipt of the consent event held by e, at index of
 // a ledger of size and root, with its inclusion proof.
-func NewReceipt(e ledger.Entry, size uint64, root merkle.Hash, proof []merkle.Hash) Receipt {
+func NewReceipt(e entry.Entry, size uint64, root merkle.Hash, proof []merkle.Hash) Receipt {
 	if proof == nil {
 		proof = []merkle.Hash{}
 	}
@@ -84,7 +84,7 @@ func (r *Receipt) Verify(pub ed25519.PublicKey, vocab *Vocabulary) (Event, error
 	if err := s.Verify(pub); err != nil {
 		return Event{}, err
 	}
-	leaf := ledger.Entry{ID: r.Entry.ID, Kind: r.Entry.Kind, Author: r.Entry.Author, Time: r.Entry.Time, Payload: r.Entry.Payload}.LeafHash()
+	leaf := entry.Entry{ID: r.Entry.ID, Kind: r.Entry.Kind, Author: r.Entry.Author, Time: r.Entry.Time, Payload: r.Entry.Payload}.LeafHash()
 	if err := merkle.VerifyInclusion(leaf, r.Index, r.Size, r.Proof, r.Root); err != nil {
 		return Event{}, &Error{Err: ErrBadReceipt, Field: "proof", Reason: err.Error()}
 	}

@@ -114,10 +114,10 @@ func (l *Ledger) prepare(entries []Entry) (*appendReq, error) {
 			}
 			e.Time = now
 		}
-		if err := e.validate(i, l.cfg.MaxEntryBytes); err != nil {
+		if err := validateEntry(&e, i, l.cfg.MaxEntryBytes); err != nil {
 			return nil, err
 		}
-		req.g.encs[i] = e.encode()
+		req.g.encs[i] = e.Encode()
 		req.size += len(req.g.encs[i]) + 4
 	}
 	if req.size > l.cfg.MaxBatchBytes {

@@ -230,7 +230,7 @@ func BenchmarkFSMApply(b *testing.B) {
 		b.StopTimer()
 		var cb commandBuilder
 		for j := 0; j < perCmd; j++ {
-			cb.add(group{encs: [][]byte{benchEntry(seq).encode()}})
+			cb.add(group{encs: [][]byte{benchEntry(seq).Encode()}})
 			seq++
 		}
 		l := &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: cb.bytes()}

@@ -101,7 +101,7 @@ func TestDamagedValuesDetected(t *testing.T) {
 			return txn.Set(idKey(newEntry(5).ID), rawValue(t, txn, idKey(newEntry(7).ID)))
 		}, false},
 		{"extra entry beyond the size", func(t *testing.T, txn *badger.Txn) error {
-			return txn.Set(chunkKey(20), encodeChunk(20, [][]byte{newEntry(20).encode()}))
+			return txn.Set(chunkKey(20), encodeChunk(20, [][]byte{newEntry(20).Encode()}))
 		}, false},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+
+	"coapp.coop/ledger/entry"
 )
 
 var (
@@ -69,7 +71,7 @@ func (e *ValidationError) Is(target error) bool {
 	return target == ErrInvalid || (target == ErrTooLarge && e.Reason == reasonTooLarge)
 }
 
-const reasonTooLarge = "too large"
+const reasonTooLarge = entry.ReasonTooLarge // "too large"
 
 // ConflictError reports an id that the log already holds with other content.
 // Nothing of the Append that returned it was written.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hashicorp/raft"
 
+	"coapp.coop/ledger/entry"
 	"coapp.coop/ledger/merkle"
 )
 
@@ -339,10 +340,10 @@ func (b *batch) applyGroup(g group) groupResult {
 	dupOf := make([]int, len(encs)) // -1: new; -2: already in the log; j: same as encs[j]
 	var seen map[uuid.UUID]int
 	for i, enc := range encs {
-		if _, _, _, ok := splitEntry(enc); !ok {
+		if _, _, _, ok := entry.Split(enc); !ok {
 			return groupResult{err: corrupt("command holds an undecodable entry")}
 		}
-		id := entryID(enc)
+		id := entry.ID(enc)
 		dupOf[i] = -1
 		if j, ok := seen[id]; ok {
 			if !bytes.Equal(encs[j], enc) {
@@ -413,7 +414,7 @@ func (b *batch) appendEntry(enc []byte) Receipt {
 			b.set(nodeKey(n.Level, n.Index), append([]byte(nil), n.Hash[:]...))
 		}
 	})
-	id := entryID(enc)
+	id := entry.ID(enc)
 	b.f.ids.add(id)
 	v := make([]byte, 8)
 	binary.BigEndian.PutUint64(v, index)

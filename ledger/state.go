@@ -11,6 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4/y"
 	"github.com/google/uuid"
 
+	"coapp.coop/ledger/entry"
 	"coapp.coop/ledger/merkle"
 )
 
@@ -308,7 +309,7 @@ func (r *reader) entry(index uint64) (Entry, []byte, error) {
 		return Entry{}, nil, err
 	}
 	enc := c.encs[index-c.first]
-	e, ok := decodeEntry(enc)
+	e, ok := entry.Decode(enc)
 	if !ok {
 		return Entry{}, nil, corruptAt(index, "entry does not decode")
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"coapp.coop/ledger/entry"
 	"coapp.coop/ledger/merkle"
 )
 
@@ -55,7 +56,7 @@ func (v *View) verify(ctx context.Context) error {
 		}
 		for j, enc := range c.encs {
 			index := first + uint64(j)
-			e, ok := decodeEntry(enc)
+			e, ok := entry.Decode(enc)
 			if !ok {
 				return corruptAt(index, "entry does not decode")
 			}
