@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,7 +18,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/format"
+	"coapp.coop/coapp/internal/server"
 	"coapp.coop/consent"
 	"coapp.coop/ledger"
 	"coapp.coop/pseudonym"
@@ -27,23 +31,35 @@ import (
 // appending it, and returns the entry with its key requirements.
 func sealedEntry(t *testing.T, n *Node, member string, r Record) (ledger.Entry, []ledger.KeyRequirement) {
 	t.Helper()
-	s, ok := n.view.schema(r.Type, r.Version)
-	if !ok {
-		t.Fatalf("no schema for %s", r.Type)
-	}
-	p, err := r.prepare(&transformer{keys: n.keys, member: member}, &s, "record")
+	entries, reqs, err := n.svc.Seal(testCtx(t), api.Caller{Member: member}, []Record{r})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, reqs, _, err := n.subjectKeys(testCtx(t), []pseudonym.Pseudonym{p.payload.Subject})
-	if err != nil {
-		t.Fatal(err)
+	return entries[0], reqs
+}
+
+// wire is the body of POST /v1/records/signed for records signed by
+// member with key.
+func wire(key ed25519.PrivateKey, member string, records []ledger.Entry, reqs []ledger.KeyRequirement) api.SealedBatch {
+	b := api.SealedBatch{}
+	for _, e := range records {
+		b.Records = append(b.Records, api.SealedRecord{ID: e.ID, Time: e.Time, Payload: e.Payload})
 	}
-	e, err := p.seal(keys[p.payload.Subject])
-	if err != nil {
-		t.Fatal(err)
+	for _, k := range reqs {
+		b.Keys = append(b.Keys, api.SealedKey{Name: k.Name, Create: k.Create, Hash: k.Hash[:]})
 	}
-	return e, reqs
+	_, b.Signature, _ = format.DecodeBatch(format.SignBatch(key, member, records).Payload)
+	return b
+}
+
+// entriesOf rebuilds the record entries of a sealed batch, as the leader
+// does, for member.
+func entriesOf(b *api.SealedBatch, member string) []ledger.Entry {
+	out := make([]ledger.Entry, len(b.Records))
+	for i, r := range b.Records {
+		out[i] = ledger.Entry{ID: r.ID, Kind: KindRecord, Author: member, Time: r.Time.UTC(), Payload: r.Payload}
+	}
+	return out
 }
 
 func purchase(subject string, amount int) Record {
@@ -81,7 +97,7 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	key, err := n0.signers.key("coop-a")
+	key, err := n0.svc.Signers().Key("coop-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,26 +116,26 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 	e, reqs := sealedEntry(t, n0, "coop-a", unsigned)
 	cases = append(cases, forged{"no batch signature", []ledger.Entry{e}, e, true})
 	e, _ = seal(102)
-	cases = append(cases, forged{"a stranger's signature", []ledger.Entry{signBatch(stranger, "coop-a", []ledger.Entry{e}), e}, e, true})
+	cases = append(cases, forged{"a stranger's signature", []ledger.Entry{format.SignBatch(stranger, "coop-a", []ledger.Entry{e}), e}, e, true})
 	e, _ = seal(103)
 	swapped, _ := seal(104)
-	cases = append(cases, forged{"swapped after signing", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), swapped}, swapped, true})
+	cases = append(cases, forged{"swapped after signing", []ledger.Entry{format.SignBatch(key, "coop-a", []ledger.Entry{e}), swapped}, swapped, true})
 	e, _ = seal(105)
 	other := e
 	other.Author = "coop-z"
-	cases = append(cases, forged{"signed by another member", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), other}, other, true})
+	cases = append(cases, forged{"signed by another member", []ledger.Entry{format.SignBatch(key, "coop-a", []ledger.Entry{e}), other}, other, true})
 	e, _ = seal(106)
-	cases = append(cases, forged{"signed properly", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), e}, e, false})
+	cases = append(cases, forged{"signed properly", []ledger.Entry{format.SignBatch(key, "coop-a", []ledger.Entry{e}), e}, e, false})
 	// Signed properly, but its box does not open: no honest node writes
 	// one (the leader opens what a follower sealed); exports skip it.
 	e, _ = seal(107)
-	p, err := decodeRecordPayload(e.Payload)
+	p, err := format.DecodeRecordPayload(e.Payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Box = bytes.Repeat([]byte{9}, len(p.Box))
-	e.Payload = p.encode()
-	cases = append(cases, forged{"signed, unreadable", []ledger.Entry{signBatch(key, "coop-a", []ledger.Entry{e}), e}, e, false})
+	e.Payload = p.Encode()
+	cases = append(cases, forged{"signed, unreadable", []ledger.Entry{format.SignBatch(key, "coop-a", []ledger.Entry{e}), e}, e, false})
 	indexes := map[string]uint64{}
 	for _, c := range cases {
 		rs, err := n0.Ledger().AppendWithKeys(ctx, reqs, c.entries...)
@@ -131,13 +147,13 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 	size, _ := n0.Ledger().Status()
 	for _, n := range nodes {
 		waitUntil(t, n.ID()+" applied the forged entries", 20*time.Second, func() error {
-			if n.view.applied() < size.Size {
+			if n.state.Applied() < size.Size {
 				return errors.New("behind")
 			}
 			return nil
 		})
 		for _, c := range cases {
-			err := n.view.recordRefusal(indexes[c.name])
+			err := n.state.RecordRefusal(indexes[c.name])
 			if c.refused != (err != nil) || (err != nil && !errors.Is(err, ErrBadSignature)) {
 				t.Errorf("%s on %s: refusal %v, want refused=%v", c.name, n.ID(), err, c.refused)
 			}
@@ -147,13 +163,13 @@ func TestForgedRecordsRefusedByEveryReplica(t *testing.T) {
 	// refusals.
 	back := restart(t, n2)
 	waitUntil(t, "the restarted replica applied the log", 20*time.Second, func() error {
-		if back.view.applied() < size.Size {
+		if back.state.Applied() < size.Size {
 			return errors.New("behind")
 		}
 		return nil
 	})
 	for _, c := range cases {
-		if err := back.view.recordRefusal(indexes[c.name]); c.refused != (err != nil) {
+		if err := back.state.RecordRefusal(indexes[c.name]); c.refused != (err != nil) {
 			t.Errorf("%s after a restart: refusal %v, want refused=%v", c.name, err, c.refused)
 		}
 	}
@@ -208,41 +224,41 @@ func TestSignedBatchRefusals(t *testing.T) {
 	n1 := joinNode(t, "n1", n0, token, true)
 	ctx := testCtx(t)
 	c := client.New(n0.URL(), token)
-	key, err := n0.signers.key("coop-a")
+	key, err := n0.svc.Signers().Key("coop-a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e, reqs := sealedEntry(t, n0, "coop-a", purchase("bruno@example.org", 7))
-	good := batchSubmission{records: []ledger.Entry{e}, batch: signBatch(key, "coop-a", []ledger.Entry{e}), reqs: reqs}
+	good := func() api.SealedBatch { return wire(key, "coop-a", []ledger.Entry{e}, reqs) }
 	before := ledgerSize(t, c)
 	_, stranger, _ := ed25519.GenerateKey(nil)
 	cases := []struct {
 		name   string
-		mutate func(b *sealedBatch)
+		mutate func(b *api.SealedBatch)
 		status int
 		code   string
 	}{
-		{"a stranger's signature", func(b *sealedBatch) {
-			b.Signature = ed25519.Sign(stranger, batchMessage("coop-a", nil))
+		{"a stranger's signature", func(b *api.SealedBatch) {
+			b.Signature = ed25519.Sign(stranger, format.BatchMessage("coop-a", nil))
 		}, http.StatusBadRequest, "bad_signature"},
-		{"a record changed after signing", func(b *sealedBatch) {
+		{"a record changed after signing", func(b *api.SealedBatch) {
 			b.Records[0].Time = b.Records[0].Time.Add(time.Second)
 		}, http.StatusBadRequest, "bad_signature"},
-		{"a payload that is not a sealed record", func(b *sealedBatch) {
+		{"a payload that is not a sealed record", func(b *api.SealedBatch) {
 			b.Records[0].Payload = []byte(`{"type":"purchase"}`)
 		}, http.StatusBadRequest, "invalid"},
-		{"a record sealed under a key the batch does not name", func(b *sealedBatch) {
+		{"a record sealed under a key the batch does not name", func(b *api.SealedBatch) {
 			b.Keys = nil
 		}, http.StatusBadRequest, "invalid"},
-		{"a short signature", func(b *sealedBatch) {
+		{"a short signature", func(b *api.SealedBatch) {
 			b.Signature = b.Signature[:10]
 		}, http.StatusBadRequest, "invalid"},
-		{"no records", func(b *sealedBatch) {
+		{"no records", func(b *api.SealedBatch) {
 			b.Records = nil
 		}, http.StatusBadRequest, "invalid"},
 	}
 	for _, tc := range cases {
-		b := good.wire()
+		b := good()
 		tc.mutate(&b)
 		status, code := postRaw(t, n0.URL()+"/v1/records/signed", token, b)
 		if status != tc.status || code != tc.code {
@@ -251,55 +267,51 @@ func TestSignedBatchRefusals(t *testing.T) {
 	}
 	// Batches the member really signed, whose content the leader must
 	// still refuse: what an export could not read or erasure not shred.
-	resign := func(b *sealedBatch) {
-		s, err := b.submission("coop-a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, b.Signature, _ = decodeBatch(signBatch(key, "coop-a", s.records).Payload)
+	resign := func(b *api.SealedBatch) {
+		_, b.Signature, _ = format.DecodeBatch(format.SignBatch(key, "coop-a", entriesOf(b, "coop-a")).Payload)
 	}
-	withPayload := func(b *sealedBatch, p recordPayload, keys ...ledger.KeyRequirement) {
-		b.Records[0].Payload = p.encode()
+	withPayload := func(b *api.SealedBatch, p format.RecordPayload, keys ...ledger.KeyRequirement) {
+		b.Records[0].Payload = p.Encode()
 		b.Keys = nil
 		for _, k := range keys {
-			b.Keys = append(b.Keys, sealedKey{Name: k.Name, Create: k.Create, Hash: k.Hash[:]})
+			b.Keys = append(b.Keys, api.SealedKey{Name: k.Name, Create: k.Create, Hash: k.Hash[:]})
 		}
 	}
-	head, err := decodeRecordPayload(e.Payload)
+	head, err := format.DecodeRecordPayload(e.Payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := pseudonym.Pseudonym("raw.person@example.org")
 	signed := []struct {
 		name   string
-		mutate func(b *sealedBatch)
+		mutate func(b *api.SealedBatch)
 	}{
-		{"a subject in clear", func(b *sealedBatch) {
+		{"a subject in clear", func(b *api.SealedBatch) {
 			p := head
 			p.Subject = raw
-			withPayload(b, p, ledger.NewKey(subjectKeyName(raw), []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")))
+			withPayload(b, p, ledger.NewKey(format.SubjectKeyName(raw), []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")))
 		}},
-		{"a new data key that does not unwrap", func(b *sealedBatch) {
+		{"a new data key that does not unwrap", func(b *api.SealedBatch) {
 			p := head
-			p.Subject = pseudonym.Pseudonym(pseudonymString(1, bytes.Repeat([]byte{7}, 32)))
-			withPayload(b, p, ledger.NewKey(subjectKeyName(p.Subject), bytes.Repeat([]byte{1}, 72)))
+			p.Subject = pseudonym.Pseudonym("ps1.1." + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)))
+			withPayload(b, p, ledger.NewKey(format.SubjectKeyName(p.Subject), bytes.Repeat([]byte{1}, 72)))
 		}},
-		{"a key no record uses", func(b *sealedBatch) {
-			b.Keys = append(b.Keys, sealedKey{Name: []byte("s/other"), Hash: make([]byte, 32)})
+		{"a key no record uses", func(b *api.SealedBatch) {
+			b.Keys = append(b.Keys, api.SealedKey{Name: []byte("s/other"), Hash: make([]byte, 32)})
 		}},
-		{"an unregistered type", func(b *sealedBatch) {
+		{"an unregistered type", func(b *api.SealedBatch) {
 			p := head
 			p.Type = "harvest"
 			withPayload(b, p, reqs...)
 		}},
-		{"a box that does not open", func(b *sealedBatch) {
+		{"a box that does not open", func(b *api.SealedBatch) {
 			p := head
 			p.Box = bytes.Repeat([]byte{9}, len(head.Box))
 			withPayload(b, p, reqs...)
 		}},
 	}
 	for _, tc := range signed {
-		b := good.wire()
+		b := good()
 		b.Records[0].ID = uuid.New() // each case on its own
 		tc.mutate(&b)
 		resign(&b)
@@ -312,7 +324,7 @@ func TestSignedBatchRefusals(t *testing.T) {
 		t.Fatalf("refused batches wrote %d entries", after-before)
 	}
 	// The batch as signed is accepted, through a follower too.
-	if status, code := postRaw(t, n1.URL()+"/v1/records/signed", token, good.wire()); status != http.StatusOK {
+	if status, code := postRaw(t, n1.URL()+"/v1/records/signed", token, good()); status != http.StatusOK {
 		t.Fatalf("the batch as signed: %d %s", status, code)
 	}
 	if after := ledgerSize(t, c); after != before+2 {
@@ -320,7 +332,7 @@ func TestSignedBatchRefusals(t *testing.T) {
 	}
 
 	// A node without the member's key refuses to sign for it.
-	keyFile := filepath.Join(n1.cfg.Dir, memberKeyDir, hex.EncodeToString([]byte("coop-a"))+".key")
+	keyFile := filepath.Join(n1.cfg.Dir, server.MemberKeyDir, hex.EncodeToString([]byte("coop-a"))+".key")
 	if err := os.Remove(keyFile); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +357,7 @@ func postRaw(t *testing.T, url, token string, v any) (int, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb errorBody
+	var eb api.ErrorBody
 	_ = json.NewDecoder(resp.Body).Decode(&eb)
 	return resp.StatusCode, eb.Error.Code
 }
@@ -358,7 +370,7 @@ func TestPublishingAcrossKeyRotation(t *testing.T) {
 	n, cl, tokens := smallFederation(t, Rules{}, nil)
 	ctx := testCtx(t)
 	a := cl["coop-a"]
-	old, err := n.signers.key("coop-a")
+	old, err := n.svc.Signers().Key("coop-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,16 +403,16 @@ func TestPublishingAcrossKeyRotation(t *testing.T) {
 	if count == 0 {
 		t.Fatal("nothing published")
 	}
-	n.awaitView(ctx)
-	if bad := n.view.refusedRecords(); len(bad) != 0 {
+	n.svc.AwaitView(ctx)
+	if bad := n.state.RefusedRecords(); len(bad) != 0 {
 		t.Fatalf("%d of %d records refused across the rotation", len(bad), count)
 	}
 
 	e, reqs := sealedEntry(t, n, "coop-a", Record{ID: uuid.New(), Type: "basket", Subject: "late@example.org", Time: time.Now().UTC(),
 		Fields: rawFields("email", `"late@example.org"`, "postcode", `"40100"`, "amount", "3")})
-	stale := batchSubmission{records: []ledger.Entry{e}, batch: signBatch(old, "coop-a", []ledger.Entry{e}), reqs: reqs}
+	stale := wire(old, "coop-a", []ledger.Entry{e}, reqs)
 	size := ledgerSize(t, a)
-	if status, code := postRaw(t, n.URL()+"/v1/records/signed", tokens["coop-a"], stale.wire()); status != http.StatusBadRequest || code != "bad_signature" {
+	if status, code := postRaw(t, n.URL()+"/v1/records/signed", tokens["coop-a"], stale); status != http.StatusBadRequest || code != "bad_signature" {
 		t.Fatalf("a batch signed with the rotated-out key: %d %s", status, code)
 	}
 	if got := ledgerSize(t, a); got != size {

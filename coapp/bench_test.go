@@ -2,7 +2,6 @@ package coapp
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
+	"coapp.coop/coapp/internal/server"
 	"coapp.coop/ledger"
 )
 
@@ -58,10 +59,10 @@ func BenchmarkPublish(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer n.Close(context.Background())
-			if _, err := n.Ledger().Append(context.Background(), systemEntry(KindSchema, "founder", time.Now().UTC(), schema)); err != nil {
+			if _, err := n.Ledger().Append(context.Background(), server.SystemEntry(KindSchema, "founder", time.Now().UTC(), schema)); err != nil {
 				b.Fatal(err)
 			}
-			n.awaitView(context.Background())
+			n.svc.AwaitView(context.Background())
 			var next atomic.Uint64
 			var wg sync.WaitGroup
 			calls := (b.N + 9) / 10
@@ -87,13 +88,12 @@ func BenchmarkPublish(b *testing.B) {
 								payload, _ := json.Marshal(r)
 								entries[i] = ledger.Entry{ID: r.ID, Kind: KindRecord, Author: "coop-a", Time: r.Time, Payload: payload}
 							}
-							key, kerr := n.signingKey("coop-a")
+							key, kerr := n.svc.Signers().Key("coop-a")
 							if kerr != nil {
 								b.Error(kerr)
 								return
 							}
-							sub := batchSubmission{records: entries, batch: n.signBatchHere(key, "coop-a", entries), pub: key.Public().(ed25519.PublicKey)}
-							_, err = n.appendBatch(context.Background(), "coop-a", sub)
+							_, err = n.svc.SignAndAppend(context.Background(), api.Caller{Member: "coop-a"}, key, entries, nil)
 						}
 						if err != nil {
 							b.Error(err)

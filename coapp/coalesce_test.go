@@ -1,7 +1,6 @@
 package coapp
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"coapp.coop/coapp/client"
 	"coapp.coop/ledger"
-	"coapp.coop/pseudonym"
 )
 
 // kindsFrom counts the ledger's entries by kind from index from on.
@@ -32,238 +30,6 @@ func kindsFrom(t *testing.T, n *Node, from uint64) (map[string]int, uint64) {
 		t.Fatal(err)
 	}
 	return kinds, size
-}
-
-func sealedRequest(t *testing.T, n *Node, records ...Record) *signReq {
-	t.Helper()
-	sr := &signReq{done: make(chan signResult, 1)}
-	for _, r := range records {
-		e, reqs := sealedEntry(t, n, "coop-a", r)
-		sr.entries = append(sr.entries, e)
-		sr.reqs = append(sr.reqs, reqs...)
-	}
-	sr.bytes = payloadBytes(sr.entries)
-	return sr
-}
-
-// TestGatheredBatch signs the records of three requests as one batch: one
-// signature entry before all their records, each request handed the
-// receipts of its own records, in order.
-func TestGatheredBatch(t *testing.T) {
-	n, _ := bootstrapNode(t)
-	key, err := n.signingKey("coop-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, before := kindsFrom(t, n, 0)
-	batch := []*signReq{
-		sealedRequest(t, n, purchase("anna@example.org", 1), purchase("bruno@example.org", 2)),
-		sealedRequest(t, n, purchase("carla@example.org", 3)),
-		sealedRequest(t, n, purchase("dario@example.org", 4), purchase("elena@example.org", 5), purchase("fabio@example.org", 6)),
-	}
-	n.appendGathered(nil, "coop-a", key, batch)
-	for i, sr := range batch {
-		res := <-sr.done
-		if res.err != nil || res.alone {
-			t.Fatalf("request %d: %+v", i, res)
-		}
-		if len(res.receipts) != len(sr.entries) {
-			t.Fatalf("request %d: %d receipts for %d records", i, len(res.receipts), len(sr.entries))
-		}
-		for j, rc := range res.receipts {
-			if rc.ID != sr.entries[j].ID || rc.Leaf != sr.entries[j].LeafHash() {
-				t.Fatalf("request %d, record %d: receipt %+v is not its record's", i, j, rc)
-			}
-		}
-	}
-	kinds, after := kindsFrom(t, n, before)
-	if kinds[KindBatch] != 1 || kinds[KindRecord] != 6 || after-before != 7 {
-		t.Fatalf("gathered batch wrote %v (%d entries), want one signature and 6 records", kinds, after-before)
-	}
-	if err := n.awaitApplied(testCtx(t), after-1); err != nil {
-		t.Fatal(err)
-	}
-	if bad := n.view.refusedRecords(); len(bad) != 0 {
-		t.Fatalf("the view refused gathered records: %v", bad)
-	}
-	if m := n.metrics; m.batches != 1 || m.batchRequests != 3 || m.batchFallbacks != 0 {
-		t.Errorf("metrics count %d batches, %d requests, %d fallbacks; want 1, 3, 0", m.batches, m.batchRequests, m.batchFallbacks)
-	}
-}
-
-// TestGatheredBatchFailsAlone: when one request of a gathered batch cannot
-// be written (an id the ledger holds with other content), the batch
-// writes nothing and each request is told to go alone, where only the
-// bad one fails.
-func TestGatheredBatchFailsAlone(t *testing.T) {
-	n, _ := bootstrapNode(t)
-	key, err := n.signingKey("coop-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := purchase("anna@example.org", 1)
-	if _, err := n.Publish(testCtx(t), "coop-a", []Record{first}); err != nil {
-		t.Fatal(err)
-	}
-	reused := purchase("anna@example.org", 2)
-	reused.ID = first.ID // other content under the same id
-	good, bad := sealedRequest(t, n, purchase("bruno@example.org", 3)), sealedRequest(t, n, reused)
-	_, before := kindsFrom(t, n, 0)
-	n.appendGathered(nil, "coop-a", key, []*signReq{good, bad})
-	for i, sr := range []*signReq{good, bad} {
-		if res := <-sr.done; !res.alone {
-			t.Fatalf("request %d: %+v, want to go alone", i, res)
-		}
-	}
-	if _, after := kindsFrom(t, n, 0); after != before {
-		t.Fatalf("a failed gathered batch wrote %d entries", after-before)
-	}
-	if m := n.metrics; m.batchFallbacks != 2 {
-		t.Errorf("metrics count %d fallbacks, want 2", m.batchFallbacks)
-	}
-	if _, err := n.submitAlone(testCtx(t), nil, "coop-a", key, good.entries, good.reqs); err != nil {
-		t.Fatalf("the good request alone: %v", err)
-	}
-	var conflict *ledger.ConflictError
-	if _, err := n.submitAlone(testCtx(t), nil, "coop-a", key, bad.entries, bad.reqs); !errors.As(err, &conflict) {
-		t.Fatalf("the bad request alone: %v, want a *ledger.ConflictError", err)
-	}
-}
-
-// TestRefusedRecordsNotAcknowledged: a request that carries a record the
-// replicas refused (here appended past the node, unsigned) is refused
-// with ErrRefused and writes nothing, alone or gathered behind another
-// request's new records; the other request is written.
-func TestRefusedRecordsNotAcknowledged(t *testing.T) {
-	n, _ := bootstrapNode(t)
-	ctx := testCtx(t)
-	key, err := n.signingKey("coop-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged := sealedRequest(t, n, purchase("anna@example.org", 1))
-	rs, err := n.Ledger().AppendWithKeys(ctx, forged.reqs, forged.entries...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.awaitApplied(ctx, rs[0].Index); err != nil {
-		t.Fatal(err)
-	}
-	if n.view.recordRefusal(rs[0].Index) == nil {
-		t.Fatal("the unsigned record was not refused")
-	}
-	retry := &signReq{entries: forged.entries, bytes: forged.bytes, done: make(chan signResult, 1)}
-	_, before := kindsFrom(t, n, 0)
-
-	// Alone, behind a new record of the same request.
-	mixed := sealedRequest(t, n, purchase("bruno@example.org", 2))
-	mixed.entries = append(mixed.entries, forged.entries...)
-	if _, err := n.submitAlone(ctx, nil, "coop-a", key, mixed.entries, mixed.reqs); !errors.Is(err, ErrRefused) {
-		t.Fatalf("a request mixing a new record with a refused one: %v, want ErrRefused", err)
-	}
-	if _, after := kindsFrom(t, n, 0); after != before {
-		t.Fatalf("the refused request wrote %d entries", after-before)
-	}
-
-	// Gathered behind another request's new records.
-	fresh := sealedRequest(t, n, purchase("carla@example.org", 3))
-	n.appendGathered(nil, "coop-a", key, []*signReq{fresh, retry})
-	for i, sr := range []*signReq{fresh, retry} {
-		if res := <-sr.done; !res.alone {
-			t.Fatalf("request %d: %+v, want to go alone", i, res)
-		}
-	}
-	if _, after := kindsFrom(t, n, 0); after != before {
-		t.Fatalf("a gathered batch holding a refused record wrote %d entries", after-before)
-	}
-	if _, err := n.submitAlone(ctx, nil, "coop-a", key, retry.entries, nil); !errors.Is(err, ErrRefused) {
-		t.Fatalf("the refused record alone: %v, want ErrRefused", err)
-	}
-	if _, err := n.submitAlone(ctx, nil, "coop-a", key, fresh.entries, fresh.reqs); err != nil {
-		t.Fatalf("the fresh request alone: %v", err)
-	}
-}
-
-// TestGatheredBatchSharesAKey gathers two requests about the same new
-// person, sealed under the same new data key: the batch requires the key
-// once, creates it, and both records are written under it.
-func TestGatheredBatchSharesAKey(t *testing.T) {
-	n, _ := bootstrapNode(t)
-	key, err := n.signingKey("coop-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reqs []*signReq
-	for i := range 2 {
-		s, ok := n.view.schema("purchase", 0)
-		if !ok {
-			t.Fatal("no purchase schema")
-		}
-		r := purchase("dora@example.org", 10+i)
-		p, err := r.prepare(&transformer{keys: n.keys, member: "coop-a"}, &s, "record")
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys, kr, created, err := n.subjectKeys(testCtx(t), []pseudonym.Pseudonym{p.payload.Subject})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			n.cache.rememberSubject(p.payload.Subject, created[p.payload.Subject]) // the second request finds it
-		} else if kr[0].Create != nil {
-			t.Fatal("the second request creates the key again")
-		}
-		e, err := p.seal(keys[p.payload.Subject])
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs = append(reqs, &signReq{entries: []ledger.Entry{e}, reqs: kr, bytes: payloadBytes([]ledger.Entry{e}), done: make(chan signResult, 1)})
-	}
-	n.appendGathered(nil, "coop-a", key, reqs)
-	for i, sr := range reqs {
-		if res := <-sr.done; res.err != nil || res.alone {
-			t.Fatalf("request %d: %+v", i, res)
-		}
-	}
-	if n.metrics.batchFallbacks != 0 {
-		t.Errorf("%d requests went alone", n.metrics.batchFallbacks)
-	}
-}
-
-// TestGatherTake keeps out of a batch a request that needs a data key the
-// batch already requires with another value (two requests that each
-// created a key for the same new person), and what does not fit.
-func TestGatherTake(t *testing.T) {
-	req := func(name string, hash byte, records int) *signReq {
-		sr := &signReq{entries: make([]ledger.Entry, records), bytes: records * 100}
-		sr.reqs = []ledger.KeyRequirement{{Name: []byte(name), Hash: [32]byte{hash}}}
-		return sr
-	}
-	a, b, c, d := req("k1", 1, 1), req("k1", 2, 1), req("k1", 1, 1), req("k2", 1, coalesceMaxRecords)
-	g := &coalesceGroup{pending: []*signReq{a, b, c, d}}
-	got := g.take(1 << 20)
-	if len(got) != 2 || got[0] != a || got[1] != c {
-		t.Fatalf("took %d requests, want a and c", len(got))
-	}
-	if len(g.pending) != 2 || g.pending[0] != b || g.pending[1] != d {
-		t.Fatalf("left %d pending, want b and d", len(g.pending))
-	}
-	if got := g.take(1 << 20); len(got) != 1 || got[0] != b {
-		t.Fatal("the next batch does not start with b")
-	}
-	if got := g.take(1 << 20); len(got) != 1 || got[0] != d {
-		t.Fatal("a full request does not go in a batch of its own")
-	}
-	if got := g.take(1 << 20); len(got) != 0 || len(g.pending) != 0 {
-		t.Fatal("an empty group gave a batch")
-	}
-	// A request whose context ended while it waited is dropped.
-	e, f := req("k3", 1, 1), req("k4", 1, 1)
-	e.abandoned = true
-	g.pending = []*signReq{e, f}
-	if got := g.take(1 << 20); len(got) != 1 || got[0] != f || len(g.pending) != 0 {
-		t.Fatalf("took %d requests, left %d: an abandoned request was kept", len(got), len(g.pending))
-	}
 }
 
 // TestConcurrentPublishesGathered publishes many one-record requests at
@@ -327,18 +93,16 @@ func TestConcurrentPublishesGathered(t *testing.T) {
 	}
 	t.Logf("%d requests signed in %d batches", 2*perNode, kinds[KindBatch])
 	for _, n := range []*Node{n0, n1} {
-		n.metrics.mu.Lock()
-		fallbacks := n.metrics.batchFallbacks
-		n.metrics.mu.Unlock()
+		_, _, fallbacks := n.svc.Metrics().SignedBatches()
 		if fallbacks != 0 {
 			t.Errorf("%s: %d requests went alone after their gathered batch failed", n.ledger.ID(), fallbacks)
 		}
 	}
 	for _, n := range []*Node{n0, n1, n2} {
-		if err := n.awaitApplied(ctx, after-1); err != nil {
+		if err := n.state.WaitApplied(ctx, after-1); err != nil {
 			t.Fatal(err)
 		}
-		if bad := n.view.refusedRecords(); len(bad) != 0 {
+		if bad := n.state.RefusedRecords(); len(bad) != 0 {
 			t.Errorf("%s refused %d gathered records", n.ledger.ID(), len(bad))
 		}
 	}

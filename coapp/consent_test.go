@@ -15,7 +15,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/format"
 	"coapp.coop/consent"
 	"coapp.coop/internal/fsscan"
 	"coapp.coop/ledger"
@@ -105,7 +107,7 @@ func TestConsentOverTheAPI(t *testing.T) {
 	}
 
 	// Withdrawal: a receipt too, and the decision changes at its index.
-	withdrawn, err := coopA.ChangeConsent(ctx, given.Record, "withdraw", nil)
+	withdrawn, err := coopA.ChangeConsent(ctx, given.Record, "withdraw", ConsentChange{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,15 +133,14 @@ func TestConsentOverTheAPI(t *testing.T) {
 
 	// A receipt for an event never recorded, its proof computed against a
 	// made-up tree larger than the node's ledger, is refused.
-	key, err := n.signers.key("coop-a")
+	key, err := n.svc.Signers().Key("coop-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := consentRequest(anna, "dpv:Marketing")
-	fe, err := n.giveEvent("coop-a", &fake)
-	if err != nil {
-		t.Fatal(err)
-	}
+	now := time.Now().UTC()
+	fe := &consent.Event{Record: uuid.New(), Type: consent.Given, At: now, By: "subject", Validity: &consent.Validity{From: now, Duration: "P6M"},
+		Consent: &consent.Record{SchemaVersion: consent.SchemaVersion, Tier: consent.TierSubject, Controller: "coop-a", Subject: "ps1.1.someone",
+			Purposes: []string{"dpv:Marketing"}, LegalBasis: "dpv:Consent", DataCategories: []string{"pd:Purchase"}, Jurisdiction: "IT", WithdrawalMethod: "https://coop-a.example/consent"}}
 	fs, err := consent.Sign(fe, "coop-a", key)
 	if err != nil {
 		t.Fatal(err)
@@ -187,15 +188,15 @@ func TestConsentOverTheAPI(t *testing.T) {
 		}, 400, "unknown_purpose", "consent.purposes[0]"},
 		"until before from": {func() error { _, err := coopA.GiveConsent(ctx, badUntil); return err }, 400, "invalid", "validity.until"},
 		"unknown field": {func() error {
-			_, err := coopA.GiveConsent(ctx, map[string]any{"subject": anna, "purposes": []string{"dpv:Marketing"}, "colour": "red"})
-			return err
+			status, code := postRaw(t, n.URL()+"/v1/consents", token, map[string]any{"subject": anna, "purposes": []string{"dpv:Marketing"}, "colour": "red"})
+			return &client.Error{Status: status, Code: code, Field: "colour"}
 		}, 400, "invalid", "colour"},
 		"withdrawing what is withdrawn": {func() error {
-			_, err := coopA.ChangeConsent(ctx, given.Record, "withdraw", nil)
+			_, err := coopA.ChangeConsent(ctx, given.Record, "withdraw", ConsentChange{})
 			return err
 		}, 409, "withdrawn", "record"},
 		"another member's subject": {func() error {
-			_, err := coopB.ChangeConsent(ctx, expired.Record, "withdraw", nil)
+			_, err := coopB.ChangeConsent(ctx, expired.Record, "withdraw", ConsentChange{})
 			return err
 		}, 403, "forbidden", "record"},
 		"renewing an expired consent": {func() error {
@@ -203,11 +204,11 @@ func TestConsentOverTheAPI(t *testing.T) {
 			return err
 		}, 409, "expired", "record"},
 		"no such record": {func() error {
-			_, err := coopA.ChangeConsent(ctx, uuid.New(), "withdraw", nil)
+			_, err := coopA.ChangeConsent(ctx, uuid.New(), "withdraw", ConsentChange{})
 			return err
 		}, 404, "not_found", "record"},
 		"unknown action": {func() error {
-			_, err := coopA.ChangeConsent(ctx, given.Record, "forget", nil)
+			_, err := coopA.ChangeConsent(ctx, given.Record, "forget", ConsentChange{})
 			return err
 		}, 400, "invalid", "action"},
 		"check an unknown purpose": {func() error {
@@ -264,14 +265,14 @@ func TestWithdrawalOnEveryReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withdrawn, err := via.ChangeConsent(ctx, given.Record, "withdraw", nil)
+	withdrawn, err := via.ChangeConsent(ctx, given.Record, "withdraw", ConsentChange{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := withdrawn.Receipt.Index
 	for _, n := range []*Node{n0, n1, n2} {
 		waitUntil(t, n.ID()+" applies the withdrawal", 10*time.Second, func() error {
-			if n.view.applied() <= w {
+			if n.state.Applied() <= w {
 				return errors.New("not yet")
 			}
 			return nil
@@ -347,8 +348,8 @@ func TestMemberKeyRotation(t *testing.T) {
 	_, stranger, _ := ed25519.GenerateKey(nil)
 	pub, _, _ := ed25519.GenerateKey(nil)
 	at := time.Now().UTC()
-	body, _ := json.Marshal(keyRotation{Member: "coop-a", PublicKey: pub, At: at})
-	sub := signedSubmission{Kind: KindKeyRotation, At: at, Signed: signedBody{Body: body, Signer: "coop-a", Sig: ed25519.Sign(stranger, signingContext(KindKeyRotation, body))}}
+	body, _ := json.Marshal(format.KeyRotation{Member: "coop-a", PublicKey: pub, At: at})
+	sub := api.SignedSubmission{Kind: KindKeyRotation, At: at, Signed: api.SignedBody{Body: body, Signer: "coop-a", Sig: ed25519.Sign(stranger, format.SigningContext(KindKeyRotation, body))}}
 	if err := postJSON(t, n.URL()+"/v1/signed", tokens["coop-a"], sub); apiStatus(err) != http.StatusBadRequest {
 		t.Fatalf("a rotation signed by another key: %v", err)
 	}
@@ -369,15 +370,15 @@ func TestSealedMemberKeys(t *testing.T) {
 	if _, err := n.GiveConsent(ctx, "coop-a", consentRequest(anna, "dpv:ResearchAndDevelopment")); err != nil {
 		t.Fatal(err)
 	}
-	key, err := n.signers.key("coop-a")
+	key, err := n.svc.Signers().Key("coop-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	file, err := os.ReadFile(n.signers.path("coop-a"))
+	file, err := os.ReadFile(n.svc.Signers().Path("coop-a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(file, []byte(memberKeyFormat)) || bytes.Contains(file, []byte(base64.StdEncoding.EncodeToString(key.Seed()))) {
+	if !bytes.Contains(file, []byte("coapp-member-key/v1")) || bytes.Contains(file, []byte(base64.StdEncoding.EncodeToString(key.Seed()))) {
 		t.Fatalf("the key file is not sealed:\n%s", file)
 	}
 	n.Close(ctx)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/format"
 	"coapp.coop/internal/fsscan"
 	"coapp.coop/ledger"
 	"coapp.coop/pseudonym"
@@ -44,7 +45,7 @@ func TestRightOfAccessAndErasure(t *testing.T) {
 	ps, _ := n0.keys.Pseudonym(pseudonym.MemberDomain("coop-a"), anna)
 	var wrapped []byte
 	if err := n0.Ledger().Read(ctx, ledger.Stale, func(v *ledger.View) error {
-		wrapped, err = v.Key(subjectKeyName(ps))
+		wrapped, err = v.Key(format.SubjectKeyName(ps))
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -77,7 +78,11 @@ func TestRightOfAccessAndErasure(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, _, err = n.openRecord(v, e)
+			p, err := format.DecodeRecordPayload(e.Payload)
+			if err != nil {
+				return err
+			}
+			_, err = n.svc.DataKey(v, p.Subject, false)
 			return err
 		})
 		if !errors.Is(err, ErrErased) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/internal/format"
 	"coapp.coop/consent"
 	"coapp.coop/ledger"
 )
@@ -99,7 +100,7 @@ func BenchmarkExport(b *testing.B) {
 					if e.Kind != KindRecord {
 						continue
 					}
-					if head, err := decodeRecordPayload(e.Payload); err == nil && head.Type == "basket" {
+					if head, err := format.DecodeRecordPayload(e.Payload); err == nil && head.Type == "basket" {
 						count++
 					}
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/server"
 )
 
 // joinNode starts a node that joins the federation through via.
@@ -29,8 +30,8 @@ func joinNode(tb testing.TB, id string, via *Node, token string, voter bool) *No
 // into another's.
 func copyMemberKeys(tb testing.TB, from, to string) {
 	tb.Helper()
-	files, _ := filepath.Glob(filepath.Join(from, memberKeyDir, "*.key"))
-	if err := os.MkdirAll(filepath.Join(to, memberKeyDir), 0o700); err != nil {
+	files, _ := filepath.Glob(filepath.Join(from, server.MemberKeyDir, "*.key"))
+	if err := os.MkdirAll(filepath.Join(to, server.MemberKeyDir), 0o700); err != nil {
 		tb.Fatal(err)
 	}
 	for _, f := range files {
@@ -38,7 +39,7 @@ func copyMemberKeys(tb testing.TB, from, to string) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(to, memberKeyDir, filepath.Base(f)), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(to, server.MemberKeyDir, filepath.Base(f)), b, 0o600); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -134,7 +135,7 @@ func TestNonVoterPromoted(t *testing.T) {
 	if err != nil || st.Suffrage != "nonvoter" {
 		t.Fatalf("replica status = %+v, %v; want a nonvoter", st, err)
 	}
-	if err := client.New(r.URL(), token).PromoteNode(ctx, "replica"); err != nil {
+	if _, err := client.New(r.URL(), token).PromoteNode(ctx, "replica"); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "replica promoted", 10*time.Second, func() error {
@@ -193,7 +194,7 @@ func TestLeaderLeaves(t *testing.T) {
 func TestFollowerAnswersBadTokensItself(t *testing.T) {
 	n0, token := bootstrapNode(t)
 	n1 := joinNode(t, "n1", n0, token, true)
-	before := n0.metrics.snapshotRequests()
+	before := n0.svc.Metrics().Requests()
 	for _, tok := range []string{"", "garbage"} {
 		c := client.New(n1.URL(), tok)
 		c.Retries = 1
@@ -201,7 +202,7 @@ func TestFollowerAnswersBadTokensItself(t *testing.T) {
 			t.Errorf("token %q on a follower: %v, want 401", tok, err)
 		}
 	}
-	if after := n0.metrics.snapshotRequests(); after != before {
+	if after := n0.svc.Metrics().Requests(); after != before {
 		t.Errorf("the leader received %d requests for malformed tokens", after-before)
 	}
 }

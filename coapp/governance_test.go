@@ -20,7 +20,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/format"
 	"coapp.coop/consent"
 	"coapp.coop/ledger"
 	"coapp.coop/pseudonym"
@@ -66,7 +68,7 @@ func parseExport(t *testing.T, b []byte) []exportLine {
 
 // passes proposes p as the first client and has the others vote yes until
 // it passes.
-func passes(t *testing.T, ctx context.Context, p any, proposer *client.Client, voters ...*client.Client) client.Proposal {
+func passes(t *testing.T, ctx context.Context, p Proposal, proposer *client.Client, voters ...*client.Client) client.Proposal {
 	t.Helper()
 	pr, err := proposer.Propose(ctx, p)
 	if err != nil {
@@ -211,7 +213,7 @@ func TestCooperativeStory(t *testing.T) {
 	// A person withdraws: absent from the next export. Their cooperative
 	// sees which exports held their data.
 	leaver := "person-0@coop-b.example"
-	if _, err := b.ChangeConsent(ctx, consentOf[leaver], "withdraw", nil); err != nil {
+	if _, err := b.ChangeConsent(ctx, consentOf[leaver], "withdraw", ConsentChange{}); err != nil {
 		t.Fatal(err)
 	}
 	if ex, err := b.SubjectExports(ctx, leaver); err != nil || len(ex) != 2 {
@@ -301,20 +303,20 @@ func TestGovernanceRefusals(t *testing.T) {
 	}
 	forged := func() error {
 		body, _ := json.Marshal(Vote{Proposal: open.ID, Choice: "yes", At: time.Now()})
-		sub := signedSubmission{Kind: KindVote, Signed: signedBody{Body: body, Signer: "coop-b", Sig: make([]byte, 64)}, At: time.Now()}
+		sub := api.SignedSubmission{Kind: KindVote, Signed: api.SignedBody{Body: body, Signer: "coop-b", Sig: make([]byte, 64)}, At: time.Now()}
 		return postJSON(t, n.URL()+"/v1/signed", tokens["coop-b"], sub)
 	}
 	// An audit entry (which would spend the dataset's budget) signed by a
 	// token holder without a grant.
 	burn := func() error {
-		key, err := n.signers.key("coop-x")
+		key, err := n.svc.Signers().Key("coop-x")
 		if err != nil {
 			return err
 		}
 		at := time.Now().UTC()
 		body, _ := json.Marshal(ExportAudit{ID: uuid.New(), Member: "coop-x", Dataset: "d", Purpose: "dpv:ResearchAndDevelopment", Format: "aggregate:count", At: at, Epsilon: 0.5})
-		sub := signedSubmission{Kind: KindExport, At: at, PublicKey: key.Public().(ed25519.PublicKey),
-			Signed: signedBody{Body: body, Signer: "coop-x", Sig: ed25519.Sign(key, signingContext(KindExport, body))}}
+		sub := api.SignedSubmission{Kind: KindExport, At: at, PublicKey: key.Public().(ed25519.PublicKey),
+			Signed: api.SignedBody{Body: body, Signer: "coop-x", Sig: ed25519.Sign(key, format.SigningContext(KindExport, body))}}
 		return postJSON(t, n.URL()+"/v1/signed", tokens["coop-x"], sub)
 	}
 	for name, tc := range map[string]struct {
@@ -415,7 +417,7 @@ func TestSignedOnOwnDevice(t *testing.T) {
 	if _, err := a.Vote(ctx, p.ID, "yes"); err != nil {
 		t.Fatal(err)
 	}
-	key, err := n.signers.key("coop-b") // as if on coop-b's own device
+	key, err := n.svc.Signers().Key("coop-b") // as if on coop-b's own device
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +426,7 @@ func TestSignedOnOwnDevice(t *testing.T) {
 		body := []byte(fmt.Sprintf("{ \"proposal\" : %q,\n  \"choice\": \"yes\", \"at\": %q }", p.ID, at.Format(time.RFC3339Nano)))
 		// The request embeds the body as written (json.Marshal would
 		// compact it).
-		sig := ed25519.Sign(key, signingContext(KindVote, body))
+		sig := ed25519.Sign(key, format.SigningContext(KindVote, body))
 		raw := fmt.Sprintf(`{"kind":%q,"at":%q,"public_key":%q,"signed":{"body":%s,"signer":"coop-b","sig":%q}}`,
 			KindVote, at.Format(time.RFC3339Nano), base64.StdEncoding.EncodeToString(pub), body, base64.StdEncoding.EncodeToString(sig))
 		return postJSON(t, n.URL()+"/v1/signed", tokens["coop-b"], json.RawMessage(raw))
@@ -435,7 +437,7 @@ func TestSignedOnOwnDevice(t *testing.T) {
 	if err := vote(time.Now().UTC()); err != nil {
 		t.Fatalf("a vote signed on the member's device: %v", err)
 	}
-	if ps, ok := n.view.proposal(p.ID); !ok || ps.Outcome != "passed" {
+	if ps, ok := n.state.Proposal(p.ID); !ok || ps.Outcome != "passed" {
 		t.Fatalf("proposal after both votes: %+v", ps)
 	}
 }
@@ -461,7 +463,7 @@ func TestRemovedMemberLosesGrants(t *testing.T) {
 	if _, err := b.Propose(ctx, Proposal{Kind: ProposeAdmit, Member: "coop-b2"}); apiStatus(err) != http.StatusUnauthorized {
 		t.Fatalf("a proposal by a removed member: %v", err)
 	}
-	if _, err := n.view.grantFor("d", "coop-b", "dpv:ResearchAndDevelopment", time.Now()); !errors.Is(err, ErrForbidden) {
+	if _, err := n.state.GrantFor("d", "coop-b", "dpv:ResearchAndDevelopment", time.Now()); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("a removed member's grant: %v", err)
 	}
 	if ms, _ := a.Members(ctx); strings.Join(ms, ",") != "coop-a,coop-c" {
@@ -491,11 +493,11 @@ func TestFoundingKeysInGenesis(t *testing.T) {
 	cfg.FoundingKeys = map[string]ed25519.PublicKey{"coop-b": pubB}
 	n := mustStart(t, cfg)
 	ctx := testCtx(t)
-	founder, _ := n.signers.key("coop-a")
-	if k, ok := n.view.memberKeyAt("coop-a", 0); !ok || !k.Equal(founder.Public()) {
+	founder, _ := n.svc.Signers().Key("coop-a")
+	if k, ok := n.state.MemberKeyAt("coop-a", 0); !ok || !k.Equal(founder.Public()) {
 		t.Fatalf("the founder's key at genesis: %v", k)
 	}
-	if k, ok := n.view.memberKeyAt("coop-b", 0); !ok || !k.Equal(pubB) {
+	if k, ok := n.state.MemberKeyAt("coop-b", 0); !ok || !k.Equal(pubB) {
 		t.Fatalf("coop-b's key at genesis: %v", k)
 	}
 	a := client.New(n.URL(), readToken(t, dir))
@@ -623,11 +625,11 @@ func TestRetallyOnMembershipChange(t *testing.T) {
 		t.Fatalf("two yes of four: %+v", p)
 	}
 	removal := passes(t, ctx, Proposal{Kind: ProposeRemove, Member: "coop-d"}, a, a, b, c)
-	after, ok := n.view.proposal(p.ID)
+	after, ok := n.state.Proposal(p.ID)
 	if !ok || after.Outcome != "passed" || after.Decided != removal.Decided || after.Electors != 3 {
 		t.Fatalf("after the removal: %+v (removal decided at %d)", after, removal.Decided)
 	}
-	if _, ok := n.view.dataset("d"); !ok {
+	if _, ok := n.state.Dataset("d"); !ok {
 		t.Fatal("the dataset does not exist")
 	}
 }

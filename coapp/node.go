@@ -1,11 +1,9 @@
 package coapp
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,22 +11,29 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
+	"coapp.coop/coapp/api"
+	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/format"
+	"coapp.coop/coapp/internal/httpapi"
+	"coapp.coop/coapp/internal/release"
+	"coapp.coop/coapp/internal/server"
+	"coapp.coop/coapp/internal/state"
 	"coapp.coop/internal/logging"
 	"coapp.coop/ledger"
 	"coapp.coop/pseudonym"
 )
 
-// Config configures a Node. Zero fields take the defaults in their comments.
+// Config configures a Node. Zero fields take the defaults in their
+// comments; DefaultConfig returns one with them filled in.
 type Config struct {
-	// Dir holds the node's ledger (see package ledger) and, on the node
-	// that bootstrapped the federation, admin.token. Required.
+	// Dir holds the node's ledger (see package ledger), its member key
+	// files (members/) and, on the node that bootstrapped the federation,
+	// admin.token. Required.
 	Dir string
 
 	// NodeID names the node in the cluster. Default: kept in Dir/node-id,
@@ -65,7 +70,9 @@ type Config struct {
 
 	// Join is the URL of any node's HTTP API, to join its federation on
 	// first start, authenticated by JoinToken (an admin token). NonVoter
-	// joins as a read replica that does not vote.
+	// joins as a read replica that does not vote. A follower also
+	// presents JoinToken to the leader for calls of the Go API (the
+	// Node's methods), acting for the member they name.
 	Join      string
 	JoinToken string
 	NonVoter  bool
@@ -98,28 +105,61 @@ type Config struct {
 	Ledger func(*ledger.Config)
 }
 
-// Node is a federation node: a replicated ledger, the federation's view of
-// it, and the HTTP API. It is what an app embeds and what `coapp node` runs.
+// DefaultConfig returns the configuration of a node in dir with every
+// default filled in: a one-voter federation's node on loopback, once
+// Bootstrap and Federation are set.
+func DefaultConfig(dir string) Config {
+	c := Config{Dir: dir}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:7400"
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:7401"
+	}
+	if c.Member == "" {
+		c.Member = "founder"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+}
+
+// validate checks the configuration before anything is written.
+func (c *Config) validate() error {
+	switch {
+	case c.Dir == "":
+		return api.Invalid("dir", "required")
+	case c.Bootstrap && c.Join != "":
+		return api.Invalid("join", "cannot both bootstrap and join")
+	case c.MaxBodyBytes < 0:
+		return api.Invalid("max_body_bytes", "must not be negative")
+	case c.Bootstrap && !api.ValidMember(c.Member):
+		return api.Invalid("member", "a member id: 1 to 64 characters of [a-z0-9._-]")
+	}
+	return nil
+}
+
+// Node is a federation node: a replicated ledger, the federation's state
+// as this node applies it, the use-cases, and the HTTP API. It is what an
+// app embeds and what `coapp node` runs.
 type Node struct {
 	cfg    Config
 	logger *slog.Logger
 	ledger *ledger.Ledger
-	view   *view
+	state  *state.State
+	svc    *server.Service
 	keys   *pseudonym.Keyring
-	cache  keyCache
-
-	signers  signers      // members' signing keys on this node
-	coalesce coalescer    // requests waiting to be signed together
-	signedMu sync.Mutex   // orders signed entries (consents, governance) between their check and their append, on the leader
-	keyMu    sync.RWMutex // held for reading by batches between their check and their append, for writing by key rotations
 
 	httpServer *http.Server
 	httpLn     net.Listener
 	httpURL    string       // this node's advertised API base URL
 	peer       *http.Client // to other nodes, with the node's TLS
-	metrics    *metrics
-
-	caughtUp atomic.Bool // set once /readyz has seen the node caught up
+	started    atomic.Bool  // Open finished: tokens written, state caught up
 
 	life   context.Context // ends at Close
 	cancel context.CancelFunc
@@ -133,6 +173,33 @@ type Node struct {
 // empty.
 const DefaultKeyFile = "keys.json"
 
+// AdminTokenFile is where a bootstrapping node writes the founding
+// member's admin token, mode 0600.
+const AdminTokenFile = "admin.token"
+
+// CreateMemberKey makes a member's Ed25519 signing key in the key file a
+// node reads from dir (dir/members/, sealed with passphrase unless it is
+// empty) and returns its public key, for FoundingKeys or to check. It
+// refuses to replace an existing key file.
+func CreateMemberKey(dir, member string, passphrase []byte) (ed25519.PublicKey, error) {
+	return server.NewSigners(dir, passphrase).Create(member)
+}
+
+// Open starts a node: it opens the ledger, bootstraps or joins the
+// federation on first start, and serves the HTTP API. ctx bounds start-up.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, logger: logging.Discard(cfg.Logger), state: state.New()}
+	if err := n.start(ctx); err != nil {
+		_ = n.Close(context.Background())
+		return nil, err
+	}
+	return n, nil
+}
+
 // loadKeys reads the federation's key file, or creates one for a new
 // federation.
 func (n *Node) loadKeys() error {
@@ -145,7 +212,7 @@ func (n *Node) loadKeys() error {
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("coapp: key file: %w", err)
 	case !n.cfg.Bootstrap || n.cfg.KeyFile != "":
-		return invalid("keys", "the federation's key file is needed (%s not found): copy it from a node of the federation", path)
+		return api.Invalid("keys", "the federation's key file is needed (%s not found): copy it from a node of the federation", path)
 	}
 	secret, err := pseudonym.NewSecret()
 	if err != nil {
@@ -164,61 +231,11 @@ func (n *Node) loadKeys() error {
 	return nil
 }
 
-// CreateMemberKey makes a member's Ed25519 signing key in the key file a
-// node reads from dir (dir/members/, sealed with passphrase unless it is
-// empty) and returns its public key, for FoundingKeys or to check. It
-// refuses to replace an existing key file.
-func CreateMemberKey(dir, member string, passphrase []byte) (ed25519.PublicKey, error) {
-	s := signers{dir: dir, passphrase: passphrase, keys: map[string]ed25519.PrivateKey{}}
-	if _, err := os.Stat(s.path(member)); err == nil {
-		return nil, fmt.Errorf("coapp: %s already holds a key for %s", s.path(member), member)
-	}
-	k, err := s.key(member)
-	if err != nil {
-		return nil, err
-	}
-	return k.Public().(ed25519.PublicKey), nil
-}
-
-// AdminTokenFile is where a bootstrapping node writes the founding
-// member's admin token, mode 0600.
-const AdminTokenFile = "admin.token"
-
-// Open starts a node: it opens the ledger, bootstraps or joins the
-// federation on first start, and serves the HTTP API. ctx bounds start-up.
-func Open(ctx context.Context, cfg Config) (*Node, error) {
-	if cfg.Dir == "" {
-		return nil, invalid("dir", "required")
-	}
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = "127.0.0.1:7400"
-	}
-	if cfg.RaftAddr == "" {
-		cfg.RaftAddr = "127.0.0.1:7401"
-	}
-	if cfg.Member == "" {
-		cfg.Member = "founder"
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = 4 << 20
-	}
-	if cfg.Bootstrap && cfg.Join != "" {
-		return nil, invalid("join", "cannot both bootstrap and join")
-	}
-	n := &Node{cfg: cfg, logger: logging.Discard(cfg.Logger), view: newView(), metrics: newMetrics()}
-	n.signers = signers{dir: cfg.Dir, passphrase: cfg.MemberKeyPassphrase, keys: map[string]ed25519.PrivateKey{}}
-	if err := n.start(ctx); err != nil {
-		_ = n.Close(context.Background())
-		return nil, err
-	}
-	return n, nil
-}
-
 func (n *Node) start(ctx context.Context) error {
 	cfg := &n.cfg
 	// Exports cut short by a crash leave scratch files (decrypted rows,
 	// under dataset pseudonyms): remove them.
-	if old, err := filepath.Glob(filepath.Join(cfg.Dir, "export-scratch-*.tmp")); err == nil {
+	if old, err := filepath.Glob(filepath.Join(cfg.Dir, release.ScratchPattern)); err == nil {
 		for _, f := range old {
 			_ = os.Remove(f)
 		}
@@ -274,21 +291,23 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.logger = n.logger.With("node", n.ledger.ID())
 
-	fctx, cancel := context.WithCancel(context.Background())
-	n.life, n.cancel = fctx, cancel
+	n.life, n.cancel = context.WithCancel(context.Background())
+	n.svc = server.New(n.life, server.Config{
+		Dir: cfg.Dir, URL: n.httpURL, MemberKeyPassphrase: cfg.MemberKeyPassphrase, MaxBodyBytes: cfg.MaxBodyBytes,
+		ForwardToken: n.forwardToken(), Logger: n.logger,
+	}, n.ledger, n.state, n.keys, n.dial)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.view.follow(fctx, n.ledger, func(err error) {
-			n.logger.Error("following the ledger stopped", "err", err)
-		})
+		n.follow()
 	}()
 
+	h := httpapi.New(n.svc, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Transport: n.peer.Transport, Logger: n.logger}, n.ready)
 	n.httpServer = &http.Server{
-		Handler:           n.routes(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slogErrorLog(n.logger),
+		ErrorLog:          slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn),
 	}
 	n.wg.Add(1)
 	go func() {
@@ -308,15 +327,65 @@ func (n *Node) start(ctx context.Context) error {
 	case len(st.Servers) == 0 && cfg.Join != "":
 		err = n.join(ctx)
 	case len(st.Servers) == 0:
-		err = invalid("join", "the node belongs to no federation: bootstrap one or join one")
+		err = api.Invalid("join", "the node belongs to no federation: bootstrap one or join one")
 	}
 	if err != nil {
 		return err
 	}
 	// Serve tokens written before Open returns (the admin token, on a
 	// bootstrap) from the first request.
-	n.awaitView(ctx)
+	n.svc.AwaitView(ctx)
+	n.started.Store(true)
 	return nil
+}
+
+// follow applies the ledger to the federation's state until the node
+// closes.
+func (n *Node) follow() {
+	for e, err := range n.ledger.Follow(n.life, 0, format.Kinds...) {
+		if err != nil {
+			if n.life.Err() == nil {
+				n.logger.Error("following the ledger stopped", "err", err)
+			}
+			return
+		}
+		if err := n.state.Apply(e); err != nil {
+			n.logger.Debug("entry refused", "index", e.Index, "kind", e.Kind, "err", err)
+		}
+	}
+}
+
+// ready tells /readyz whether Open finished.
+func (n *Node) ready() error {
+	if !n.started.Load() {
+		return errors.New("the node is starting")
+	}
+	return nil
+}
+
+// forwardToken is what a follower presents to the leader for calls of the
+// Go API: the join token, or the admin token this node wrote.
+func (n *Node) forwardToken() string {
+	if n.cfg.JoinToken != "" {
+		return n.cfg.JoinToken
+	}
+	b, err := os.ReadFile(filepath.Join(n.cfg.Dir, AdminTokenFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// dial returns the API of another node, with this node's TLS.
+func (n *Node) dial(url, token, member string) server.Leader {
+	opts := []client.Option{client.WithHTTPClient(n.peer), client.WithRetries(1)}
+	if n.ledger != nil {
+		opts = append(opts, client.WithHeader(api.HeaderForwardedBy, n.ledger.ID()))
+	}
+	if member != "" {
+		opts = append(opts, client.WithHeader(httpapi.HeaderMember, member))
+	}
+	return client.New(url, token, opts...)
 }
 
 // bootstrap writes the genesis, this node's address and the founder's admin
@@ -332,152 +401,52 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	}
 	if size > 0 {
 		n.logger.Info("federation already bootstrapped; reopened")
-		if st, err := n.ledger.Status(); err == nil && st.State == "Leader" {
-			return n.announce(ctx)
+		if n.ledger.IsLeader() {
+			return n.svc.Announce(ctx, n.cfg.Member, n.selfInfo(true))
 		}
 		return nil
 	}
-	if n.cfg.Federation == "" {
-		return invalid("federation", "required to bootstrap a new federation")
-	}
-	rules := n.cfg.Rules.withDefaults()
-	if err := rules.validate(); err != nil {
-		return err
-	}
-	for i, m := range n.cfg.FoundingMembers {
-		if !memberPattern.MatchString(m) {
-			return invalid(fmt.Sprintf("founding_members[%d]", i), "a member id: 1 to 64 characters of [a-z0-9._-]")
-		}
-	}
-	for i, c := range rules.Committees {
-		for j, m := range c.Members {
-			if m != n.cfg.Member && !slices.Contains(n.cfg.FoundingMembers, m) {
-				return invalid(fmt.Sprintf("rules.committees[%d].members[%d]", i, j), "%s is not a founding member", m)
-			}
-		}
-	}
-	memberKeys := map[string][]byte{}
-	for m, pub := range n.cfg.FoundingKeys {
-		if len(pub) != ed25519.PublicKeySize || (m != n.cfg.Member && !slices.Contains(n.cfg.FoundingMembers, m)) {
-			return invalid("founding_keys."+m, "an Ed25519 public key of a founding member")
-		}
-		memberKeys[m] = pub
-	}
-	// The founder's key goes into the genesis: the one this node holds
-	// (made with CreateMemberKey, coapp keys member), or a new one.
-	if _, given := memberKeys[n.cfg.Member]; !given {
-		founderKey, err := n.signers.key(n.cfg.Member)
-		if err != nil {
-			return err
-		}
-		memberKeys[n.cfg.Member] = founderKey.Public().(ed25519.PublicKey)
-	}
-	token, op, err := newToken(n.cfg.Member, true)
+	token, err := n.svc.Bootstrap(ctx, server.Founding{
+		Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers,
+		Rules: n.cfg.Rules, Keys: n.cfg.FoundingKeys, Self: n.selfInfo(true),
+	})
 	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	entries := []ledger.Entry{
-		systemEntry(KindGenesis, n.cfg.Member, now, genesis{Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers, Rules: &rules, MemberKeys: memberKeys, SignedRecords: true}),
-		systemEntry(KindNode, n.cfg.Member, now, n.selfInfo(true)),
-		systemEntry(KindToken, n.cfg.Member, now, op),
-	}
-	if _, err := n.ledger.Append(ctx, entries...); err != nil {
 		return err
 	}
 	path := filepath.Join(n.cfg.Dir, AdminTokenFile)
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("coapp: write admin token: %w", err)
 	}
+	n.svc.SetForwardToken(token)
 	n.logger.Info("bootstrapped federation", "federation", n.cfg.Federation, "admin_token_file", path)
 	return nil
 }
 
-// announce records this node's addresses in the ledger when the view does
-// not hold them as they are now: after a restore from backup (a new node
-// id) or a restart on other addresses. It runs on the bootstrapping node,
-// which leads.
-func (n *Node) announce(ctx context.Context) error {
-	st, err := n.ledger.Status()
-	if err != nil {
-		return err
-	}
-	// Let the view catch up with the ledger first.
-	for n.view.applied() < st.Size && ctx.Err() == nil {
-		time.Sleep(time.Millisecond)
-	}
-	self := n.selfInfo(true)
-	if known, ok := n.view.node(self.ID); ok && known == self {
-		return nil
-	}
-	_, err = n.ledger.Append(ctx, systemEntry(KindNode, n.cfg.Member, time.Now().UTC(), self))
-	return err
-}
-
-func (n *Node) selfInfo(voter bool) NodeInfo {
-	return NodeInfo{ID: n.ledger.ID(), RaftAddr: n.ledger.Addr(), HTTPAddr: n.httpURL, Voter: voter}
-}
-
-// systemEntry makes a ledger entry for one of the federation's own
-// operations; its id is random, as the operation is not retried by id.
-func systemEntry(kind, author string, t time.Time, payload any) ledger.Entry {
-	b, err := json.Marshal(payload)
-	if err != nil {
-		panic(err) // only our own types, which always marshal
-	}
-	return ledger.Entry{ID: uuid.Must(uuid.NewV7()), Kind: kind, Author: author, Time: t, Payload: b}
-}
-
-// joinRequest is the body of POST /v1/cluster/join.
-type joinRequest struct {
-	NodeInfo
+func (n *Node) selfInfo(voter bool) api.NodeInfo {
+	return api.NodeInfo{ID: n.ledger.ID(), RaftAddr: n.ledger.Addr(), HTTPAddr: n.httpURL, Voter: voter}
 }
 
 // join asks the federation at cfg.Join to add this node, retrying until it
 // succeeds or ctx ends.
 func (n *Node) join(ctx context.Context) error {
-	body, _ := json.Marshal(joinRequest{n.selfInfo(!n.cfg.NonVoter)})
+	c := client.New(n.cfg.Join, n.cfg.JoinToken, client.WithHTTPClient(n.peer), client.WithRetries(1))
 	for attempt := 0; ; attempt++ {
-		err := n.postJSON(ctx, n.cfg.Join+"/v1/cluster/join", n.cfg.JoinToken, body)
+		_, err := c.Join(ctx, n.selfInfo(!n.cfg.NonVoter))
 		if err == nil {
 			n.logger.Info("joined federation", "via", n.cfg.Join)
 			return nil
 		}
-		var apiErr *apiError
-		if errors.As(err, &apiErr) && apiErr.status < 500 {
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.Status < 500 {
 			return fmt.Errorf("coapp: join through %s: %w", n.cfg.Join, err)
 		}
 		n.logger.Warn("join failed; retrying", "via", n.cfg.Join, "err", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("coapp: join through %s: %w (last error: %v)", n.cfg.Join, ctx.Err(), err)
-		case <-time.After(backoff(attempt)):
+		case <-time.After(100 * time.Millisecond << min(attempt, 5)):
 		}
 	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 5)
-	return d
-}
-
-// postJSON posts body to url with a bearer token, for node-to-node calls.
-func (n *Node) postJSON(ctx context.Context, url, token string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := n.peer.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 == 2 {
-		return nil
-	}
-	return decodeAPIError(resp)
 }
 
 // KeyFile returns the path of the federation key file the node uses.
@@ -496,6 +465,9 @@ func (n *Node) URL() string { return n.httpURL }
 
 // ID returns the node's id.
 func (n *Node) ID() string { return n.ledger.ID() }
+
+// Routes lists the method and path of every route the HTTP API serves.
+func Routes() []string { return httpapi.Routes() }
 
 // Close stops the HTTP API (letting requests in flight finish, within ctx),
 // then the ledger. It is safe to call more than once.

@@ -15,7 +15,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/format"
 	"coapp.coop/internal/fsscan"
 )
 
@@ -32,7 +34,7 @@ func TestBootstrapWritesAdminToken(t *testing.T) {
 		t.Errorf("token %q lacks the coapp_ prefix", token)
 	}
 	// The secret never enters the ledger: only its hash does.
-	_, secret, _ := splitToken(token)
+	_, secret, _ := format.SplitToken(token)
 	if files := filesContaining(t, n.cfg.Dir, []byte(secret)); len(files) != 1 || filepath.Base(files[0]) != AdminTokenFile {
 		t.Errorf("the token's secret is in %v, want only admin.token", files)
 	}
@@ -202,7 +204,7 @@ func TestBadRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var body errorBody
+			var body api.ErrorBody
 			data, _ := io.ReadAll(resp.Body)
 			if err := json.Unmarshal(data, &body); err != nil {
 				t.Fatalf("status %d, body %q is not the error JSON", resp.StatusCode, data)

@@ -32,7 +32,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	served := (&Node{}).Routes()
+	served := Routes()
 	slices.Sort(documented)
 	slices.Sort(served)
 	for _, r := range served {

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"coapp.coop/coapp/client"
+	"coapp.coop/coapp/internal/format"
 	"coapp.coop/internal/fsscan"
 	"coapp.coop/ledger"
 )
@@ -142,16 +143,23 @@ func TestRecordsFollowTheirSchema(t *testing.T) {
 
 // storedRecord reads a record as the ledger holds it, and its fields
 // decrypted with its subject's key.
-func storedRecord(t *testing.T, n *Node, id uuid.UUID) (recordPayload, map[string]json.RawMessage) {
+func storedRecord(t *testing.T, n *Node, id uuid.UUID) (format.RecordPayload, map[string]json.RawMessage) {
 	t.Helper()
-	var p recordPayload
+	var p format.RecordPayload
 	var fields map[string]json.RawMessage
 	err := n.Ledger().Read(testCtx(t), ledger.Stale, func(v *ledger.View) error {
 		e, _, err := v.ByID(id)
 		if err != nil {
 			return err
 		}
-		p, fields, err = n.openRecord(v, e)
+		if p, err = format.DecodeRecordPayload(e.Payload); err != nil {
+			return err
+		}
+		dk, err := n.svc.DataKey(v, p.Subject, format.IsLegacyPayload(e.Payload))
+		if err != nil {
+			return err
+		}
+		fields, err = format.OpenFields(dk, e, &p)
 		return err
 	})
 	if err != nil {
@@ -286,7 +294,7 @@ func TestNoRawIdentifierOnDisk(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			if _, err := follower.ChangeConsent(ctx, rc.Record, "withdraw", nil); err != nil {
+			if _, err := follower.ChangeConsent(ctx, rc.Record, "withdraw", ConsentChange{}); err != nil {
 				t.Fatal(err)
 			}
 		}

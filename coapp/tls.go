@@ -3,13 +3,14 @@ package coapp
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"coapp.coop/coapp/api"
 )
 
 // TLSFiles names the PEM files for mutual TLS: this node's certificate and
@@ -26,19 +27,19 @@ func (f TLSFiles) tlsConfigs() (server, client *tls.Config, err error) {
 		return nil, nil, nil
 	}
 	if f.Cert == "" || f.Key == "" || f.CA == "" {
-		return nil, nil, invalid("tls", "certificate, key and CA are needed together")
+		return nil, nil, api.Invalid("tls", "certificate, key and CA are needed together")
 	}
 	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
-		return nil, nil, invalid("tls", "certificate and key: %v", err)
+		return nil, nil, api.Invalid("tls", "certificate and key: %v", err)
 	}
 	caPEM, err := os.ReadFile(f.CA)
 	if err != nil {
-		return nil, nil, invalid("tls", "CA: %v", err)
+		return nil, nil, api.Invalid("tls", "CA: %v", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, nil, invalid("tls", "CA file holds no PEM certificate")
+		return nil, nil, api.Invalid("tls", "CA file holds no PEM certificate")
 	}
 	server = &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -73,13 +74,13 @@ func newTLSStream(bind, advertise string, server, client *tls.Config) (*tlsStrea
 		a, err := net.ResolveTCPAddr("tcp", advertise)
 		if err != nil {
 			_ = ln.Close()
-			return nil, invalid("raft-advertise", "%v", err)
+			return nil, api.Invalid("raft-advertise", "%v", err)
 		}
 		adv = a
 	}
 	if tcp, ok := adv.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		_ = ln.Close()
-		return nil, invalid("raft-advertise", "%s is not an address other nodes can reach", adv)
+		return nil, api.Invalid("raft-advertise", "%s is not an address other nodes can reach", adv)
 	}
 	return &tlsStream{Listener: ln, advertise: adv, client: client}, nil
 }
@@ -96,5 +97,3 @@ func (s *tlsStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Co
 	}
 	return conn, nil
 }
-
-var errNoLeaderHTTP = errors.New("coapp: the leader's HTTP address is not known yet")

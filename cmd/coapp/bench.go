@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"coapp.coop/coapp"
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 	"coapp.coop/internal/raftfloor"
 )
@@ -185,8 +185,8 @@ func startBenchCluster(ctx context.Context, dir string, n int) (*benchCluster, e
 }
 
 // benchSchema is the schema of the bench's records.
-var benchSchema = json.RawMessage(`{"type":"purchase","version":1,"fields":[
-	{"name":"note","kind":"string","class":"attribute","policy":{"action":"keep"}}]}`)
+var benchSchema = api.Schema{Type: "purchase", Version: 1, Fields: []api.Field{
+	{Name: "note", Kind: "string", Class: "attribute", Policy: api.Policy{Action: "keep"}}}}
 
 // putBenchSchema registers the bench's schema, unless the federation has
 // one for its type already (a bench run before): then a record that does

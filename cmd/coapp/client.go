@@ -284,7 +284,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, "removed", f.Arg(0))
 		return nil
 	case sub == "promote" && f.NArg() == 1:
-		if err := c.PromoteNode(ctx, f.Arg(0)); err != nil {
+		if _, err := c.PromoteNode(ctx, f.Arg(0)); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "promoted", f.Arg(0))

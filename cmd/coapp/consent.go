@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 	"coapp.coop/consent"
 )
@@ -28,17 +29,27 @@ func readInput(name string) (io.ReadCloser, error) {
 	return os.Open(name)
 }
 
-// decodeStrict reads one JSON value with no unknown fields.
+// decodeStrict reads one JSON value from a file, or standard input for
+// "-", strictly: see decodeJSON.
 func decodeStrict(name string, v any) error {
 	in, err := readInput(name)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	dec := json.NewDecoder(in)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
+	data, err := io.ReadAll(in)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(name, data, v)
+}
+
+// decodeJSON decodes data, read from name, into v as the API does
+// (api.DecodeBytes): an unknown field, a wrong type or trailing data is an
+// error naming the field.
+func decodeJSON(name string, data []byte, v any) error {
+	if err := api.DecodeBytes(data, v); err != nil {
+		return fmt.Errorf("reading %s: %s", name, strings.TrimPrefix(err.Error(), "coapp: "))
 	}
 	return nil
 }
@@ -95,7 +106,7 @@ func runConsent(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	switch sub {
 	case "give":
-		var req json.RawMessage
+		var req api.ConsentRequest
 		if err := decodeStrict(f.Arg(0), &req); err != nil {
 			return err
 		}
@@ -109,18 +120,22 @@ func runConsent(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return usageError{"the consent record id must be a UUID"}
 		}
-		change := map[string]any{}
+		var change api.ConsentChange
 		if sub == "renew" {
-			v := map[string]any{"from": time.Now().UTC()}
+			v := consent.Validity{From: time.Now().UTC()}
 			switch {
 			case *duration != "" && *until == "":
-				v["duration"] = *duration
+				v.Duration = *duration
 			case *until != "" && *duration == "":
-				v["until"] = *until
+				end, err := time.Parse(time.RFC3339, *until)
+				if err != nil {
+					return fmt.Errorf("--until %q is not an RFC 3339 time", *until)
+				}
+				v.Until = &end
 			default:
 				return usageError{"renew needs --duration or --until"}
 			}
-			change["validity"] = v
+			change.Validity = &v
 		}
 		rc, err := c.ChangeConsent(ctx, id, sub, change)
 		if err != nil {
@@ -152,7 +167,7 @@ func runConsent(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil || s == "" || *purpose == "" {
 			return usageError{"check needs --subject and --purpose"}
 		}
-		d, err := c.CheckConsent(ctx, map[string]any{"subject": s, "purpose": *purpose, "category": *category, "as_of": *asOf})
+		d, err := c.CheckConsent(ctx, api.CheckRequest{Subject: s, Purpose: *purpose, Category: *category, AsOf: *asOf})
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,6 +18,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 )
 
@@ -109,7 +109,7 @@ func TestFaults(t *testing.T) {
 	}
 	n0, token := bootstrapProc(t, "n0")
 	waitFor(t, "n0 ready", 30*time.Second, func() error { return readyz(n0.url()) })
-	if _, err := client.New(n0.url(), token).PutSchema(context.Background(), json.RawMessage(`{"type":"delivery","version":1,"fields":[]}`)); err != nil {
+	if _, err := client.New(n0.url(), token).PutSchema(context.Background(), api.Schema{Type: "delivery", Version: 1, Fields: []api.Field{}}); err != nil {
 		t.Fatal(err)
 	}
 	procs := map[string]*proc{"n0": n0}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 )
 
@@ -58,7 +58,7 @@ var (
 	}))
 	runPropose = simple("propose", 1, `propose FILE|-  (a proposal: {"kind":"admit-member","member":"coop-b"}, or a dataset or a grant)`,
 		noFlags(func(ctx context.Context, c *client.Client, args []string) (any, error) {
-			var p json.RawMessage
+			var p api.Proposal
 			if err := decodeStrict(args[0], &p); err != nil {
 				return nil, err
 			}
@@ -76,7 +76,8 @@ var (
 		return map[string]any{"proposals": ps}, err
 	}))
 	runDatasets = simple("datasets", 0, "datasets", noFlags(func(ctx context.Context, c *client.Client, _ []string) (any, error) {
-		return c.Datasets(ctx)
+		ds, err := c.Datasets(ctx)
+		return map[string]any{"datasets": ds}, err
 	}))
 	runShares = simple("shares", 1, "shares [--from D] [--to D] DATASET", func(f flags) action {
 		from := f.String("from", "", "records dated from (YYYY-MM-DD)")
@@ -91,7 +92,7 @@ var (
 	}))
 	runAggregate = simple("aggregate", 2, `aggregate DATASET FILE|-  (a query: {"purpose":"…","group_by":["postcode"],"op":"count|sum|mean","field":"…","dp":{"epsilon":0.5}})`,
 		noFlags(func(ctx context.Context, c *client.Client, args []string) (any, error) {
-			var req json.RawMessage
+			var req api.AggregateRequest
 			if err := decodeStrict(args[1], &req); err != nil {
 				return nil, err
 			}
@@ -131,7 +132,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer file.Close()
 		w = file
 	}
-	res, err := c.Export(ctx, f.Arg(0), map[string]any{"purpose": *purpose, "format": *format, "as_of": *asOf}, w)
+	res, err := c.Export(ctx, f.Arg(0), api.ExportRequest{Purpose: *purpose, Format: *format, AsOf: *asOf}, w)
 	if err != nil {
 		return err
 	}

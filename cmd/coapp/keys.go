@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"coapp.coop/coapp"
+	"coapp.coop/coapp/api"
 	"coapp.coop/pseudonym"
 )
 
@@ -92,25 +92,21 @@ func runSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		var v any
-		_ = json.Unmarshal(all, &v)
-		return printJSON(stdout, v)
+		return printJSON(stdout, api.SchemaList{Schemas: all})
 	case sub == "put" && f.NArg() == 1:
 		data, err := os.ReadFile(f.Arg(0))
 		if err != nil {
 			return err
 		}
-		var schema json.RawMessage
-		if err := json.Unmarshal(data, &schema); err != nil {
-			return fmt.Errorf("%s is not JSON: %w", f.Arg(0), err)
+		var schema api.Schema
+		if err := decodeJSON(f.Arg(0), data, &schema); err != nil {
+			return err
 		}
 		got, err := c.PutSchema(ctx, schema)
 		if err != nil {
 			return err
 		}
-		var v any
-		_ = json.Unmarshal(got, &v)
-		return printJSON(stdout, v)
+		return printJSON(stdout, got)
 	}
 	return usageError{"schemas | schemas put FILE"}
 }

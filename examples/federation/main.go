@@ -45,6 +45,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 )
 
@@ -167,12 +168,12 @@ func run(ctx context.Context, w io.Writer, dir string, port int) error {
 	}
 	// Register the exchange types the cooperatives publish. The subject
 	// is pseudonymised in each cooperative's own domain.
-	for _, schema := range []string{
-		`{"type":"purchase","version":1,"fields":[{"name":"amount_eur","kind":"decimal","class":"attribute","min":0,"policy":{"action":"keep"}}]}`,
-		`{"type":"harvest","version":1,"fields":[{"name":"kg","kind":"decimal","class":"attribute","min":0,"policy":{"action":"keep"}}]}`,
-		`{"type":"meter-reading","version":1,"fields":[{"name":"kwh","kind":"decimal","class":"attribute","min":0,"policy":{"action":"keep"}}]}`,
-	} {
-		if _, err := admin.PutSchema(ctx, json.RawMessage(schema)); err != nil {
+	zero := 0.0
+	for _, s := range []struct{ typ, field string }{{"purchase", "amount_eur"}, {"harvest", "kg"}, {"meter-reading", "kwh"}} {
+		schema := api.Schema{Type: s.typ, Version: 1, Fields: []api.Field{
+			{Name: s.field, Kind: "decimal", Class: "attribute", Min: &zero, Policy: api.Policy{Action: "keep"}},
+		}}
+		if _, err := admin.PutSchema(ctx, schema); err != nil {
 			return err
 		}
 	}
