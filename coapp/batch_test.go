@@ -21,7 +21,7 @@ import (
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 	"coapp.coop/coapp/internal/format"
-	"coapp.coop/coapp/internal/server"
+	"coapp.coop/coapp/internal/memberkey"
 	"coapp.coop/consent"
 	"coapp.coop/ledger"
 	"coapp.coop/pseudonym"
@@ -332,7 +332,7 @@ func TestSignedBatchRefusals(t *testing.T) {
 	}
 
 	// A node without the member's key refuses to sign for it.
-	keyFile := filepath.Join(n1.cfg.Dir, server.MemberKeyDir, hex.EncodeToString([]byte("coop-a"))+".key")
+	keyFile := filepath.Join(n1.cfg.Dir, memberkey.Dir, hex.EncodeToString([]byte("coop-a"))+".key")
 	if err := os.Remove(keyFile); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"coapp.coop/coapp/client"
-	"coapp.coop/coapp/internal/server"
+	"coapp.coop/coapp/internal/memberkey"
 )
 
 // joinNode starts a node that joins the federation through via.
@@ -30,8 +30,8 @@ func joinNode(tb testing.TB, id string, via *Node, token string, voter bool) *No
 // into another's.
 func copyMemberKeys(tb testing.TB, from, to string) {
 	tb.Helper()
-	files, _ := filepath.Glob(filepath.Join(from, server.MemberKeyDir, "*.key"))
-	if err := os.MkdirAll(filepath.Join(to, server.MemberKeyDir), 0o700); err != nil {
+	files, _ := filepath.Glob(filepath.Join(from, memberkey.Dir, "*.key"))
+	if err := os.MkdirAll(filepath.Join(to, memberkey.Dir), 0o700); err != nil {
 		tb.Fatal(err)
 	}
 	for _, f := range files {
@@ -39,7 +39,7 @@ func copyMemberKeys(tb testing.TB, from, to string) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(to, server.MemberKeyDir, filepath.Base(f)), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(to, memberkey.Dir, filepath.Base(f)), b, 0o600); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"coapp.coop/coapp/client"
 	"coapp.coop/coapp/internal/format"
 	"coapp.coop/coapp/internal/httpapi"
+	"coapp.coop/coapp/internal/memberkey"
 	"coapp.coop/coapp/internal/release"
 	"coapp.coop/coapp/internal/server"
 	"coapp.coop/coapp/internal/state"
@@ -182,7 +183,7 @@ const AdminTokenFile = "admin.token"
 // empty) and returns its public key, for FoundingKeys or to check. It
 // refuses to replace an existing key file.
 func CreateMemberKey(dir, member string, passphrase []byte) (ed25519.PublicKey, error) {
-	return server.NewSigners(dir, passphrase).Create(member)
+	return memberkey.New(dir, passphrase).Create(member)
 }
 
 // Open starts a node: it opens the ledger, bootstraps or joins the

@@ -33,19 +33,19 @@ func main() {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, dir); err != nil {
+	if err := run(ctx, os.Stdout, coapp.Config{Dir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0"}); err != nil {
 		log.Fatal(err)
 	}
 }
 
 var shops = map[string][]string{"north-coop": {"Nord 1", "Nord 2"}, "south-coop": {"Sud 1"}}
 
-func run(ctx context.Context, w io.Writer, dir string) error {
+// run tells the story on a node configured by cfg (its directory and
+// addresses; the federation is founded here).
+func run(ctx context.Context, w io.Writer, cfg coapp.Config) error {
 	say := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	n, err := coapp.Open(ctx, coapp.Config{
-		Dir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		Bootstrap: true, Federation: "Consumer Coops", Member: "north-coop", FoundingMembers: []string{"south-coop"},
-	})
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.FoundingMembers = true, "Consumer Coops", "north-coop", []string{"south-coop"}
+	n, err := coapp.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

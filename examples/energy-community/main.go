@@ -34,19 +34,19 @@ func main() {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, dir, *households); err != nil {
+	if err := run(ctx, os.Stdout, coapp.Config{Dir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0"}, *households); err != nil {
 		log.Fatal(err)
 	}
 }
 
 // The community is one member, "sun-coop"; the grid operator's
 // cooperative, "grid-coop", is a second member that studies the data.
-func run(ctx context.Context, w io.Writer, dir string, households int) error {
+// run tells the story on a node configured by cfg (its directory and
+// addresses; the federation is founded here).
+func run(ctx context.Context, w io.Writer, cfg coapp.Config, households int) error {
 	say := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	n, err := coapp.Open(ctx, coapp.Config{
-		Dir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		Bootstrap: true, Federation: "Valley Energy", Member: "sun-coop", FoundingMembers: []string{"grid-coop"},
-	})
+	cfg.Bootstrap, cfg.Federation, cfg.Member, cfg.FoundingMembers = true, "Valley Energy", "sun-coop", []string{"grid-coop"}
+	n, err := coapp.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

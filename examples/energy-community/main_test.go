@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"coapp.coop/coapp/coapptest"
 )
 
 // TestEnergyCommunity runs the example and checks its story: the lone
@@ -15,7 +17,7 @@ func TestEnergyCommunity(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, &out, t.TempDir(), 40); err != nil {
+	if err := run(ctx, &out, coapptest.Config(t), 40); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{

@@ -58,7 +58,7 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *dir); err != nil {
+	if err := run(ctx, os.Stdout, coapp.Config{Dir: *dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0"}); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -68,14 +68,15 @@ var coops = []string{"coop-a", "coop-b", "coop-c"}
 
 func person(coop string, i int) string { return fmt.Sprintf("member-%d@%s.example", i, coop) }
 
-func run(ctx context.Context, w io.Writer, dir string) error {
+// run tells the story on a node configured by cfg (its directory and
+// addresses; the federation is founded here, or found there already).
+func run(ctx context.Context, w io.Writer, cfg coapp.Config) error {
+	dir := cfg.Dir
 	say := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 
 	// A node on the embedded default. Ports 0: any free ones.
-	n, err := coapp.Open(ctx, coapp.Config{
-		Dir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		Bootstrap: true, Federation: "Emilia Food Coops", Member: "coop-a",
-	})
+	cfg.Bootstrap, cfg.Federation, cfg.Member = true, "Emilia Food Coops", "coop-a"
+	n, err := coapp.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -8,15 +8,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"coapp.coop/coapp/coapptest"
 )
 
 // TestQuickstart runs the example as a newcomer would and checks its story.
 func TestQuickstart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
+	cfg := coapptest.Config(t) // loopback, free ports, short Raft timeouts
+	dir := cfg.Dir
 	var out bytes.Buffer
-	if err := run(ctx, &out, dir); err != nil {
+	if err := run(ctx, &out, cfg); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
@@ -44,7 +47,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	// A second run on the same directory tells the story is there.
 	out.Reset()
-	if err := run(ctx, &out, dir); err != nil {
+	if err := run(ctx, &out, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "exists already") || !strings.Contains(out.String(), "the ledger is intact") {

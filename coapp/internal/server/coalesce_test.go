@@ -177,16 +177,16 @@ func TestGatheredBatchSharesAKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := preps[0]
-		keys, kr, created, err := s.subjectKeys(testCtx(t), []pseudonym.Pseudonym{p.payload.Subject})
+		keys, kr, created, err := s.subjectKeys(testCtx(t), []pseudonym.Pseudonym{p.Subject()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			s.cache.rememberSubject(p.payload.Subject, created[p.payload.Subject]) // the second request finds it
+			s.cache.rememberSubject(p.Subject(), created[p.Subject()]) // the second request finds it
 		} else if kr[0].Create != nil {
 			t.Fatal("the second request creates the key again")
 		}
-		e, err := p.seal(keys[p.payload.Subject])
+		e, err := p.Seal(keys[p.Subject()])
 		if err != nil {
 			t.Fatal(err)
 		}

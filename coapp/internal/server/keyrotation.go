@@ -9,6 +9,7 @@ import (
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/internal/format"
+	"coapp.coop/coapp/internal/memberkey"
 )
 
 // RotateMemberKey replaces c.Member's signing key with a new one, on the
@@ -40,13 +41,13 @@ func (s *Service) rotateMemberKey(ctx context.Context, c api.Caller, member stri
 	}
 	path := s.signers.Path(member)
 	next := path + ".next"
-	data, err := s.signers.encode(member, priv)
+	data, err := s.signers.Encode(member, priv)
 	if err != nil {
 		return api.MemberKeysInfo{}, err
 	}
 	// Created exclusively: a file left by a rotation cut short may hold
 	// the key the ledger now has, and is never overwritten here.
-	if err := writeFileSync(next, data); err != nil {
+	if err := memberkey.WriteFileSync(next, data); err != nil {
 		return api.MemberKeysInfo{}, fmt.Errorf("coapp: %s (from an unfinished rotation? if the ledger holds its public key, move it over %s; else remove it): %w", next, path, err)
 	}
 	at := time.Now().UTC()
@@ -57,7 +58,7 @@ func (s *Service) rotateMemberKey(ctx context.Context, c api.Caller, member stri
 		}
 		// It happened after all (the answer was lost): keep the new key.
 	}
-	if err := s.signers.replace(member, next, priv); err != nil {
+	if err := s.signers.Replace(member, next, priv); err != nil {
 		return api.MemberKeysInfo{}, fmt.Errorf("coapp: the ledger holds %s's new key, but it is still in %s: %w", member, next, err)
 	}
 	s.log.Info("member key rotated", "member", member)

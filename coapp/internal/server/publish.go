@@ -11,6 +11,7 @@ import (
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/internal/format"
+	"coapp.coop/coapp/internal/policy"
 	"coapp.coop/ledger"
 	"coapp.coop/ledger/merkle"
 	"coapp.coop/pseudonym"
@@ -82,7 +83,7 @@ func (s *Service) publish(ctx context.Context, c api.Caller, records []api.Recor
 
 // prepareAll pseudonymises and transforms records for c.Member, and returns
 // the member's signing key on this node.
-func (s *Service) prepareAll(ctx context.Context, c api.Caller, records []api.Record) (ed25519.PrivateKey, []prepared, error) {
+func (s *Service) prepareAll(ctx context.Context, c api.Caller, records []api.Record) (ed25519.PrivateKey, []policy.Prepared, error) {
 	follower := !s.IsLeader()
 	if _, known := s.state.MemberKey(c.Member); !known && follower {
 		// The member's key, or the schemas, may be in the ledger
@@ -95,8 +96,8 @@ func (s *Service) prepareAll(ctx context.Context, c api.Caller, records []api.Re
 	if err != nil {
 		return nil, nil, err
 	}
-	preps := make([]prepared, len(records))
-	tr := &transformer{keys: s.keys, member: c.Member}
+	preps := make([]policy.Prepared, len(records))
+	tr := policy.NewTransformer(s.keys, c.Member)
 	for i := range records {
 		r := &records[i]
 		at := fmt.Sprintf("records[%d]", i)
@@ -114,7 +115,7 @@ func (s *Service) prepareAll(ctx context.Context, c api.Caller, records []api.Re
 			}
 			return nil, nil, api.Invalid(at+".type", "no schema is registered for %s", r.Type)
 		}
-		p, err := tr.prepare(r, &sc)
+		p, err := tr.Prepare(r, &sc)
 		if err != nil {
 			return nil, nil, api.Within(at, err)
 		}
@@ -137,7 +138,7 @@ func (s *Service) Seal(ctx context.Context, c api.Caller, records []api.Record) 
 	}
 	subjects := make([]pseudonym.Pseudonym, len(preps))
 	for i := range preps {
-		subjects[i] = preps[i].payload.Subject
+		subjects[i] = preps[i].Subject()
 	}
 	keys, reqs, _, err := s.subjectKeys(ctx, subjects)
 	if err != nil {
@@ -145,7 +146,7 @@ func (s *Service) Seal(ctx context.Context, c api.Caller, records []api.Record) 
 	}
 	entries := make([]ledger.Entry, len(preps))
 	for i := range preps {
-		if entries[i], err = preps[i].seal(keys[preps[i].payload.Subject]); err != nil {
+		if entries[i], err = preps[i].Seal(keys[preps[i].Subject()]); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -161,18 +162,18 @@ func receipts(rs []ledger.Receipt) []api.Receipt {
 }
 
 // forgetSubjects drops the remembered data keys of the batch's subjects.
-func (s *Service) forgetSubjects(preps []prepared) {
+func (s *Service) forgetSubjects(preps []policy.Prepared) {
 	ps := make([]pseudonym.Pseudonym, len(preps))
 	for i := range preps {
-		ps[i] = preps[i].payload.Subject
+		ps[i] = preps[i].Subject()
 	}
 	s.cache.forget(ps)
 }
 
-func (s *Service) sealAndAppend(ctx context.Context, c api.Caller, key ed25519.PrivateKey, preps []prepared) ([]ledger.Receipt, error) {
+func (s *Service) sealAndAppend(ctx context.Context, c api.Caller, key ed25519.PrivateKey, preps []policy.Prepared) ([]ledger.Receipt, error) {
 	subjects := make([]pseudonym.Pseudonym, len(preps))
 	for i := range preps {
-		subjects[i] = preps[i].payload.Subject
+		subjects[i] = preps[i].Subject()
 	}
 	keys, reqs, created, err := s.subjectKeys(ctx, subjects)
 	if err != nil {
@@ -181,7 +182,7 @@ func (s *Service) sealAndAppend(ctx context.Context, c api.Caller, key ed25519.P
 	entries := make([]ledger.Entry, len(preps))
 	seen := make(map[uuid.UUID]int, len(preps))
 	for i := range preps {
-		e, err := preps[i].seal(keys[preps[i].payload.Subject])
+		e, err := preps[i].Seal(keys[preps[i].Subject()])
 		if err != nil {
 			return nil, err
 		}

@@ -17,6 +17,7 @@ import (
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/internal/format"
+	"coapp.coop/coapp/internal/memberkey"
 	"coapp.coop/coapp/internal/state"
 	"coapp.coop/consent"
 	"coapp.coop/ledger"
@@ -79,7 +80,7 @@ type Service struct {
 	dial   Dialer
 
 	cache    keyCache
-	signers  *Signers
+	signers  *memberkey.Signers
 	coalesce coalescer
 	metrics  *Metrics
 	signedMu sync.Mutex   // orders signed entries (consents, governance) between their check and their append, on the leader
@@ -109,7 +110,7 @@ func New(life context.Context, cfg Config, l *ledger.Ledger, st *state.State, ke
 	}
 	s := &Service{
 		cfg: cfg, log: logger, ledger: l, state: st, keys: keys, dial: dial,
-		signers: NewSigners(cfg.Dir, cfg.MemberKeyPassphrase), metrics: NewMetrics(), life: life,
+		signers: memberkey.New(cfg.Dir, cfg.MemberKeyPassphrase), metrics: NewMetrics(), life: life,
 	}
 	s.SetForwardToken(cfg.ForwardToken)
 	return s
@@ -125,7 +126,7 @@ func (s *Service) Ledger() *ledger.Ledger { return s.ledger }
 func (s *Service) Metrics() *Metrics { return s.metrics }
 
 // Signers returns the member signing keys this node holds.
-func (s *Service) Signers() *Signers { return s.signers }
+func (s *Service) Signers() *memberkey.Signers { return s.signers }
 
 // Keys returns the federation's keyring.
 func (s *Service) Keys() *pseudonym.Keyring { return s.keys }

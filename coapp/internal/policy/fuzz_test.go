@@ -1,4 +1,4 @@
-package server
+package policy
 
 import (
 	"bytes"
@@ -80,7 +80,7 @@ func FuzzPublishRequest(f *testing.F) {
 			checkInvalid(t, err, "")
 			return
 		}
-		tr := &transformer{keys: keys, member: "coop-a"}
+		tr := NewTransformer(keys, "coop-a")
 		for i := range req.Records {
 			rec := &req.Records[i]
 			at := fmt.Sprintf("records[%d]", i)
@@ -91,7 +91,7 @@ func FuzzPublishRequest(f *testing.F) {
 			if rec.Type != schema.Type || (rec.Version != 0 && rec.Version != schema.Version) {
 				continue // Publish refuses it: no such schema
 			}
-			p, err := tr.prepare(rec, &schema)
+			p, err := tr.Prepare(rec, &schema)
 			if err != nil {
 				err = api.Within(at, err)
 				checkInvalid(t, err, at)
@@ -102,11 +102,11 @@ func FuzzPublishRequest(f *testing.F) {
 					t.Fatalf("stored field %s = %q is not a valid value of the schema", name, v)
 				}
 			}
-			e, err := p.seal(dk)
+			e, err := p.Seal(dk)
 			if err != nil {
 				t.Fatalf("seal: %v", err)
 			}
-			again, err := p.seal(dk)
+			again, err := p.Seal(dk)
 			if err != nil || !bytes.Equal(again.Payload, e.Payload) {
 				t.Fatalf("sealing the same record twice made different payloads")
 			}

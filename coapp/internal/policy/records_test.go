@@ -1,4 +1,4 @@
-package server
+package policy
 
 import (
 	"encoding/json"
@@ -19,11 +19,11 @@ func TestBoxBoundToItsEntry(t *testing.T) {
 	s := basketSchema()
 	r := api.Record{ID: uuid.New(), Type: "basket", Subject: "anna", Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
 		Fields: map[string]json.RawMessage{"amount": json.RawMessage(`3.5`), "postcode": json.RawMessage(`"40126"`)}}
-	p, err := (&transformer{keys: keys, member: "coop-a"}).prepare(&r, &s)
+	p, err := NewTransformer(keys, "coop-a").Prepare(&r, &s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := p.seal(dk)
+	e, err := p.Seal(dk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,3 +54,5 @@ func basketSchema() api.Schema {
 		{Name: "amount", Kind: "decimal", Class: "attribute", Required: true, Min: f64(0), Policy: api.Policy{Action: "keep"}},
 	}}
 }
+
+func f64(x float64) *float64 { return &x }

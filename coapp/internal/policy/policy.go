@@ -1,4 +1,20 @@
-package server
+// Package policy applies an exchange schema to a record before anything is
+// stored: every field is parsed and checked against its definition, and
+// its policy applied (dropped, pseudonymised in the member's or the
+// federation's domain, generalised, or kept); the subject is
+// pseudonymised; and the fields are sealed under the subject's data key,
+// deterministically, bound to the entry that carries them.
+//
+//	t := policy.NewTransformer(keys, "coop-a")
+//	p, err := t.Prepare(&record, &schema)   // a *api.ValidationError names the field
+//	e, err := p.Seal(dataKey)               // the ledger entry, with no raw identifier in it
+//
+// # Caveats
+//
+//   - Pseudonyms are made once per Transformer: use one per request.
+//   - The same record and key give the same entry, byte for byte, so that
+//     a retried publish is recognised as the same record.
+package policy
 
 import (
 	"bytes"
@@ -15,8 +31,9 @@ import (
 
 var units = map[string]pseudonym.Unit{"day": pseudonym.Day, "week": pseudonym.Week, "month": pseudonym.Month, "year": pseudonym.Year}
 
-// transformer applies a schema to records for one member.
-type transformer struct {
+// Transformer applies a schema to records for one member. It is not safe
+// for concurrent use.
+type Transformer struct {
 	keys   *pseudonym.Keyring
 	member string
 	memo   map[memoKey]pseudonym.Pseudonym // pseudonyms made in this call
@@ -29,7 +46,7 @@ type memoKey struct {
 
 // pseudonym returns an identifier's pseudonym, once per call: a record's
 // subject is often also one of its fields.
-func (t *transformer) pseudonym(d pseudonym.Domain, id string) (pseudonym.Pseudonym, error) {
+func (t *Transformer) pseudonym(d pseudonym.Domain, id string) (pseudonym.Pseudonym, error) {
 	k := memoKey{d, id}
 	if p, ok := t.memo[k]; ok {
 		return p, nil
@@ -45,42 +62,56 @@ func (t *transformer) pseudonym(d pseudonym.Domain, id string) (pseudonym.Pseudo
 	return p, nil
 }
 
-func (t *transformer) domain(name string) pseudonym.Domain {
+func (t *Transformer) domain(name string) pseudonym.Domain {
 	if name == "federation" {
 		return pseudonym.Federation
 	}
 	return pseudonym.MemberDomain(t.member)
 }
 
-// prepared is a record validated and transformed, waiting for its subject's
+// NewTransformer returns a Transformer for member's records, with the
+// federation's keys.
+func NewTransformer(keys *pseudonym.Keyring, member string) *Transformer {
+	return &Transformer{keys: keys, member: member}
+}
+
+// Prepared is a record validated and transformed, waiting for its subject's
 // data key.
-type prepared struct {
+type Prepared struct {
 	entry   ledger.Entry
 	payload format.RecordPayload
 	fields  map[string]json.RawMessage
 }
 
-// prepare applies the schema to a validated record: subject pseudonymised,
-// fields transformed. seal then finishes the entry with the subject's key.
-func (t *transformer) prepare(r *api.Record, s *api.Schema) (prepared, error) {
+// Prepare applies the schema to a validated record (api.Record.Validate):
+// subject pseudonymised, fields transformed. Seal then finishes the entry
+// with the subject's key. Its errors are *api.ValidationErrors naming the
+// field ("fields.amount").
+func (t *Transformer) Prepare(r *api.Record, s *api.Schema) (Prepared, error) {
 	fields, err := t.apply(s, r.Fields)
 	if err != nil {
-		return prepared{}, err
+		return Prepared{}, err
 	}
 	subject, err := t.pseudonym(t.domain(s.SubjectDomain), r.Subject)
 	if err != nil {
-		return prepared{}, api.Invalid("subject", "cannot be pseudonymised: %v", err)
+		return Prepared{}, api.Invalid("subject", "cannot be pseudonymised: %v", err)
 	}
-	return prepared{
+	return Prepared{
 		entry:   ledger.Entry{ID: r.ID, Kind: format.KindRecord, Author: t.member, Time: r.Time.UTC()},
 		payload: format.RecordPayload{Type: r.Type, Version: s.Version, Subject: subject},
 		fields:  fields,
 	}, nil
 }
 
-// seal encrypts the fields under the subject's data key, deterministically,
+// Subject is the record's subject, pseudonymised.
+func (p *Prepared) Subject() pseudonym.Pseudonym { return p.payload.Subject }
+
+// Fields are the record's fields as they will be stored, before sealing.
+func (p *Prepared) Fields() map[string]json.RawMessage { return p.fields }
+
+// Seal encrypts the fields under the subject's data key, deterministically,
 // and returns the finished entry.
-func (p *prepared) seal(dataKey pseudonym.Secret) (ledger.Entry, error) {
+func (p *Prepared) Seal(dataKey pseudonym.Secret) (ledger.Entry, error) {
 	box, err := pseudonym.SealDeterministic(dataKey, format.EncodeFields(p.fields), format.RecordADv2(p.entry, &p.payload))
 	if err != nil {
 		return ledger.Entry{}, err
@@ -93,7 +124,7 @@ func (p *prepared) seal(dataKey pseudonym.Secret) (ledger.Entry, error) {
 
 // apply validates a record's fields against the schema and returns them as
 // they are to be stored, every policy applied.
-func (t *transformer) apply(s *api.Schema, fields map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+func (t *Transformer) apply(s *api.Schema, fields map[string]json.RawMessage) (map[string]json.RawMessage, error) {
 	for name := range fields {
 		if s.Field(name) == nil {
 			return nil, api.Invalid("fields."+name, "not a field of %s version %d", s.Type, s.Version)
@@ -201,7 +232,7 @@ func parse(f *api.Field, at string, raw json.RawMessage) (value, error) {
 }
 
 // policy returns the stored form of a value, and whether it is stored.
-func (t *transformer) policy(f *api.Field, at string, v value) (json.RawMessage, bool, error) {
+func (t *Transformer) policy(f *api.Field, at string, v value) (json.RawMessage, bool, error) {
 	p := f.Policy
 	var out string
 	switch p.Action {
