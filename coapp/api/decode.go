@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -15,11 +14,12 @@ import (
 // trailing data and wrong types are *ValidationErrors naming the field. An
 // error reading r (such as *http.MaxBytesError) is returned as it is.
 func Decode(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	rr := &readErr{r: r}
+	dec := json.NewDecoder(rr)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if !isJSONError(err) {
-			return err
+		if rr.err != nil && !errors.Is(rr.err, io.EOF) {
+			return rr.err
 		}
 		return Invalid(jsonErrField(err), "%s", jsonErrReason(err))
 	}
@@ -27,8 +27,8 @@ func Decode(r io.Reader, v any) error {
 		return Invalid("body", "trailing data after the JSON value")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		if err != nil && !isJSONError(err) {
-			return err
+		if rr.err != nil && !errors.Is(rr.err, io.EOF) {
+			return rr.err
 		}
 		return Invalid("body", "trailing data after the JSON value")
 	}
@@ -38,12 +38,19 @@ func Decode(r io.Reader, v any) error {
 // DecodeBytes is Decode of a byte slice.
 func DecodeBytes(b []byte, v any) error { return Decode(bytes.NewReader(b), v) }
 
-// isJSONError tells errors of the JSON itself (syntax, types, unknown
-// fields, a malformed UUID or time) from errors reading it: a body over
-// its limit (*http.MaxBytesError), a connection cut.
-func isJSONError(err error) bool {
-	var mbe *http.MaxBytesError
-	return !errors.As(err, &mbe)
+// readErr remembers the error of reading the body (a body over its limit,
+// a connection cut), to tell it from an error of the JSON itself.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 func jsonErrField(err error) string {

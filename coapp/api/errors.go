@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // sentinel is an error kind. A sentinel with a parent is a narrower kind of
@@ -125,32 +124,32 @@ type Code struct {
 // the first row whose sentinel the error matches is its row. The client
 // maps (code, kind) back to the sentinel with Sentinel.
 var Codes = []Code{
-	{Err: ErrNotMember, Status: http.StatusForbidden, Code: "forbidden", Kind: "not_member"},
-	{Err: ErrVoted, Status: http.StatusConflict, Code: "conflict", Kind: "voted"},
-	{Err: ErrClosed, Status: http.StatusConflict, Code: "conflict", Kind: "closed"},
-	{Err: ErrConsentExists, Status: http.StatusConflict, Code: "conflict", Kind: "exists"},
-	{Err: ErrConsentChain, Status: http.StatusConflict, Code: "conflict", Kind: "chain"},
-	{Err: ErrInvalid, Status: http.StatusBadRequest, Code: "invalid"},
-	{Err: ErrUnauthenticated, Status: http.StatusUnauthorized, Code: "unauthenticated"},
-	{Err: ErrForbidden, Status: http.StatusForbidden, Code: "forbidden"},
-	{Err: ErrNotFound, Status: http.StatusNotFound, Code: "not_found"},
-	{Err: ErrNotBootstrapped, Status: http.StatusServiceUnavailable, Code: "not_bootstrapped", Retry: true},
-	{Err: ErrConflict, Status: http.StatusConflict, Code: "conflict"},
-	{Err: ErrWithdrawn, Status: http.StatusConflict, Code: "withdrawn"},
-	{Err: ErrExpired, Status: http.StatusConflict, Code: "expired"},
-	{Err: ErrUnknownPurpose, Status: http.StatusBadRequest, Code: "unknown_purpose", Field: "purpose"},
-	{Err: ErrBadSignature, Status: http.StatusBadRequest, Code: "bad_signature"},
-	{Err: ErrBadReceipt, Status: http.StatusBadRequest, Code: "bad_receipt"},
-	{Err: ErrRefused, Status: http.StatusConflict, Code: "refused", Field: "id"},
-	{Err: ErrBudgetSpent, Status: http.StatusConflict, Code: "budget_spent", Field: "dp.epsilon"},
-	{Err: ErrKeyConflict, Status: http.StatusConflict, Code: "key_conflict", Field: "keys"},
-	{Err: ErrErased, Status: http.StatusGone, Code: "erased"},
-	{Err: ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Code: "too_large"},
-	{Err: ErrOutOfRange, Status: http.StatusBadRequest, Code: "out_of_range"},
-	{Err: ErrNoLeader, Status: http.StatusServiceUnavailable, Code: "no_leader", Retry: true},
-	{Err: ErrTimeout, Status: http.StatusServiceUnavailable, Code: "timeout", Retry: true},
-	{Err: ErrCorrupt, Status: http.StatusInternalServerError, Code: "corrupt"},
-	{Err: ErrInternal, Status: http.StatusInternalServerError, Code: "internal"},
+	{Err: ErrNotMember, Status: 403, Code: "forbidden", Kind: "not_member"},
+	{Err: ErrVoted, Status: 409, Code: "conflict", Kind: "voted"},
+	{Err: ErrClosed, Status: 409, Code: "conflict", Kind: "closed"},
+	{Err: ErrConsentExists, Status: 409, Code: "conflict", Kind: "exists"},
+	{Err: ErrConsentChain, Status: 409, Code: "conflict", Kind: "chain"},
+	{Err: ErrInvalid, Status: 400, Code: "invalid"},
+	{Err: ErrUnauthenticated, Status: 401, Code: "unauthenticated"},
+	{Err: ErrForbidden, Status: 403, Code: "forbidden"},
+	{Err: ErrNotFound, Status: 404, Code: "not_found"},
+	{Err: ErrNotBootstrapped, Status: 503, Code: "not_bootstrapped", Retry: true},
+	{Err: ErrConflict, Status: 409, Code: "conflict"},
+	{Err: ErrWithdrawn, Status: 409, Code: "withdrawn"},
+	{Err: ErrExpired, Status: 409, Code: "expired"},
+	{Err: ErrUnknownPurpose, Status: 400, Code: "unknown_purpose", Field: "purpose"},
+	{Err: ErrBadSignature, Status: 400, Code: "bad_signature"},
+	{Err: ErrBadReceipt, Status: 400, Code: "bad_receipt"},
+	{Err: ErrRefused, Status: 409, Code: "refused", Field: "id"},
+	{Err: ErrBudgetSpent, Status: 409, Code: "budget_spent", Field: "dp.epsilon"},
+	{Err: ErrKeyConflict, Status: 409, Code: "key_conflict", Field: "keys"},
+	{Err: ErrErased, Status: 410, Code: "erased"},
+	{Err: ErrTooLarge, Status: 413, Code: "too_large"},
+	{Err: ErrOutOfRange, Status: 400, Code: "out_of_range"},
+	{Err: ErrNoLeader, Status: 503, Code: "no_leader", Retry: true},
+	{Err: ErrTimeout, Status: 503, Code: "timeout", Retry: true},
+	{Err: ErrCorrupt, Status: 500, Code: "corrupt"},
+	{Err: ErrInternal, Status: 500, Code: "internal"},
 }
 
 // CodeOf returns the row of err's sentinel, or the ErrInternal row when err

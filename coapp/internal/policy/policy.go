@@ -25,7 +25,7 @@ import (
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/internal/format"
-	"coapp.coop/ledger"
+	"coapp.coop/ledger/entry"
 	"coapp.coop/pseudonym"
 )
 
@@ -78,7 +78,7 @@ func NewTransformer(keys *pseudonym.Keyring, member string) *Transformer {
 // Prepared is a record validated and transformed, waiting for its subject's
 // data key.
 type Prepared struct {
-	entry   ledger.Entry
+	entry   entry.Entry
 	payload format.RecordPayload
 	fields  map[string]json.RawMessage
 }
@@ -97,7 +97,7 @@ func (t *Transformer) Prepare(r *api.Record, s *api.Schema) (Prepared, error) {
 		return Prepared{}, api.Invalid("subject", "cannot be pseudonymised: %v", err)
 	}
 	return Prepared{
-		entry:   ledger.Entry{ID: r.ID, Kind: format.KindRecord, Author: t.member, Time: r.Time.UTC()},
+		entry:   entry.Entry{ID: r.ID, Kind: format.KindRecord, Author: t.member, Time: r.Time.UTC()},
 		payload: format.RecordPayload{Type: r.Type, Version: s.Version, Subject: subject},
 		fields:  fields,
 	}, nil
@@ -111,10 +111,10 @@ func (p *Prepared) Fields() map[string]json.RawMessage { return p.fields }
 
 // Seal encrypts the fields under the subject's data key, deterministically,
 // and returns the finished entry.
-func (p *Prepared) Seal(dataKey pseudonym.Secret) (ledger.Entry, error) {
+func (p *Prepared) Seal(dataKey pseudonym.Secret) (entry.Entry, error) {
 	box, err := pseudonym.SealDeterministic(dataKey, format.EncodeFields(p.fields), format.RecordADv2(p.entry, &p.payload))
 	if err != nil {
-		return ledger.Entry{}, err
+		return entry.Entry{}, err
 	}
 	p.payload.Box = box
 	e := p.entry
