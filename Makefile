@@ -32,8 +32,10 @@ fuzz:
 	go test -run XXX -fuzz '^FuzzDecodeChunk$$' -fuzztime $(FUZZTIME) ./ledger
 	go test -run XXX -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) ./ledger
 	go test -run XXX -fuzz '^FuzzDecodeLog$$' -fuzztime $(FUZZTIME) ./ledger/raftbadger
-	go test -run XXX -fuzz '^FuzzPublishRequest$$' -fuzztime $(FUZZTIME) ./coapp
-	go test -run XXX -fuzz '^FuzzSchema$$' -fuzztime $(FUZZTIME) ./coapp
+	go test -run XXX -fuzz '^FuzzPublishRequest$$' -fuzztime $(FUZZTIME) ./coapp/internal/policy
+	go test -run XXX -fuzz '^FuzzSchema$$' -fuzztime $(FUZZTIME) ./coapp/api
+	go test -run XXX -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME) ./coapp/internal/format
+	go test -run XXX -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./coapp/internal/format
 	go test -run XXX -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./consent
 
 quickstart:
