@@ -1,6 +1,7 @@
 package entry
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"math"
 	"time"
@@ -143,7 +144,28 @@ func (e Entry) AppendEncode(b []byte) []byte {
 // part of it. Anyone holding an entry checks it against a proof with this
 // alone (consent receipts do, offline).
 func (e Entry) LeafHash() merkle.Hash {
-	return merkle.LeafHash(e.Encode())
+	// The encoding is hashed as it is written, without building it: the
+	// head (up to the payload's length) on the stack, then the payload.
+	var head [1 + 1 + 16 + 8 + 3*binary.MaxVarintLen64 + MaxKindLen + MaxAuthorLen]byte
+	b := head[:0]
+	if len(e.Kind) > MaxKindLen || len(e.Author) > MaxAuthorLen {
+		return merkle.LeafHash(e.Encode()) // not an entry the ledger takes; hashed all the same
+	}
+	b = append(b, 0x00) // the leaf prefix of RFC 9162
+	b = append(b, FormatVersion)
+	b = append(b, e.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
+	b = binary.AppendUvarint(b, uint64(len(e.Kind)))
+	b = append(b, e.Kind...)
+	b = binary.AppendUvarint(b, uint64(len(e.Author)))
+	b = append(b, e.Author...)
+	b = binary.AppendUvarint(b, uint64(len(e.Payload)))
+	h := sha256.New()
+	h.Write(b)
+	h.Write(e.Payload)
+	var out merkle.Hash
+	h.Sum(out[:0])
+	return out
 }
 
 // Decode parses a canonical encoding, refusing (ok false) anything that

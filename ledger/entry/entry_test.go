@@ -230,6 +230,13 @@ func FuzzDecode(f *testing.F) {
 	add([]byte{1, 2, 3}, Entry{})
 
 	f.Fuzz(func(t *testing.T, b []byte, id []byte, unixNano int64, kind, author string, payload []byte) {
+		// The leaf hash, computed as the encoding is written, is the
+		// hash of the encoding.
+		made := Entry{Kind: kind, Author: author, Time: time.Unix(0, unixNano), Payload: payload}
+		copy(made.ID[:], id)
+		if got, want := made.LeafHash(), merkle.LeafHash(made.Encode()); got != want {
+			t.Fatalf("LeafHash = %x, want the hash of the encoding %x", got, want)
+		}
 		// Whatever decodes re-encodes to the same bytes.
 		d, ok := Decode(b)
 		k, a, p, splitOK := Split(b)
