@@ -88,3 +88,33 @@ func BenchmarkNewNode(b *testing.B) {
 		f.Kill(0)
 	}
 }
+
+// TestGoAPIOnAFollower calls the Go API of a follower: its writes reach
+// the leader as the HTTP API's do (the follower presents its join token,
+// for the member), and bad input gets the same typed error.
+func TestGoAPIOnAFollower(t *testing.T) {
+	f := coapptest.StartFederation(t, 2, coapptest.Options{Schemas: []api.Schema{purchaseSchema()}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	follower := f.Node(1 - f.Leader())
+	rs, err := follower.Publish(ctx, "coop-a", []api.Record{purchase(7)})
+	if err != nil {
+		t.Fatalf("publish through a follower's Go API: %v", err)
+	}
+	if got, err := f.Client(f.Leader()).Record(ctx, rs[0].ID, "leader"); err != nil || got.Index != rs[0].Index {
+		t.Fatalf("the leader has %+v, %v; want index %d", got, err, rs[0].Index)
+	}
+	p, err := follower.Propose(ctx, "coop-a", api.Proposal{Kind: api.ProposeAdmit, Member: "coop-b"})
+	if err != nil {
+		t.Fatalf("a proposal through a follower's Go API: %v", err)
+	}
+	if p, err = follower.CastVote(ctx, "coop-a", p.ID, "yes"); err != nil || p.Outcome != "passed" {
+		t.Fatalf("a vote through a follower's Go API: %+v, %v", p, err)
+	}
+	if err := follower.PutSchema(ctx, "coop-a", purchaseSchema()); !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("schema version 1 again through a follower: %v, want ErrConflict", err)
+	}
+	if _, err := follower.Publish(ctx, "coop-a", []api.Record{{Type: "purchase"}}); !errors.Is(err, api.ErrInvalid) {
+		t.Fatalf("a record without an id through a follower: %v, want ErrInvalid", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/internal/format"
+	"coapp.coop/consent"
 	"coapp.coop/ledger/entry"
 )
 
@@ -312,5 +313,108 @@ func TestCheckDoesNotApply(t *testing.T) {
 	}
 	if err := f.apply(schema); !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("schema version 1 again: %v, want ErrConflict", err)
+	}
+}
+
+// passDataset creates a dataset and a grant to grantee by the votes of
+// every member.
+func (f *fed) passDataset(d api.Dataset, grantee string, members ...string) {
+	f.t.Helper()
+	for _, p := range []api.Proposal{
+		{ID: uuid.New(), Kind: api.ProposeDataset, Dataset: &d},
+		{ID: uuid.New(), Kind: api.ProposeGrant, Grant: &api.Grant{Dataset: d.Name, Grantee: grantee, Purpose: d.Purpose, Until: t0.Add(365 * 24 * time.Hour)}},
+	} {
+		if err := f.propose(members[0], p); err != nil {
+			f.t.Fatal(err)
+		}
+		for _, m := range members {
+			if err := f.vote(m, p.ID, "yes"); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+		if ps, _ := f.s.Proposal(p.ID); ps.Outcome != "passed" {
+			f.t.Fatalf("%s proposal: %s", p.Kind, ps.Outcome)
+		}
+	}
+}
+
+// TestPrivacyBudget spends a dataset's epsilon through audit entries: an
+// entry that would spend more than is left is refused (Check and Apply
+// alike), and spends nothing; so is one by a member without a grant.
+func TestPrivacyBudget(t *testing.T) {
+	f := newFed(t, api.Rules{}, "coop-a", "coop-b")
+	schema := f.entry(format.KindSchema, "coop-a", t0, api.Schema{Type: "reading", Version: 1, Fields: []api.Field{
+		{Name: "kwh", Kind: "decimal", Class: "attribute", Policy: api.Policy{Action: "keep"}}}})
+	if err := f.apply(schema); err != nil {
+		t.Fatal(err)
+	}
+	f.passDataset(api.Dataset{Name: "energy", Purpose: "dpv:ResearchAndDevelopment", Category: "pd:Consumption", K: 1, DPBudget: 1,
+		Types: []api.DatasetType{{Type: "reading", Fields: []string{"kwh"}}}}, "coop-b", "coop-a", "coop-b")
+	spend := func(member string, eps float64) error {
+		at := t0.Add(time.Duration(f.next) * time.Second)
+		a := api.ExportAudit{ID: uuid.New(), Member: member, Dataset: "energy", Purpose: "dpv:ResearchAndDevelopment", Format: "aggregate:count", At: at, Epsilon: eps}
+		return f.apply(f.signed(format.KindExport, member, at, a))
+	}
+	for i, step := range []struct {
+		member string
+		eps    float64
+		err    error
+		left   float64
+	}{
+		{"coop-b", 0.6, nil, 0.4},
+		{"coop-b", 0.5, api.ErrBudgetSpent, 0.4},
+		{"coop-a", 0.1, api.ErrForbidden, 0.4}, // no grant
+		{"coop-b", 0.4, nil, 0},
+		{"coop-b", 0.01, api.ErrBudgetSpent, 0},
+	} {
+		err := spend(step.member, step.eps)
+		if !errors.Is(err, step.err) || (step.err == nil) != (err == nil) {
+			t.Fatalf("step %d: spend %v as %s = %v, want %v", i, step.eps, step.member, err, step.err)
+		}
+		if left := f.s.BudgetLeft("energy", "dpv:ResearchAndDevelopment"); left < step.left-1e-9 || left > step.left+1e-9 {
+			t.Fatalf("step %d: %.3f left, want %.3f", i, left, step.left)
+		}
+	}
+	if n := len(f.s.Exports()); n != 2 {
+		t.Fatalf("%d audit entries recorded, want the 2 accepted", n)
+	}
+}
+
+// TestConsentTiers decides a use on both tiers: the person's consent to
+// the member is not enough without the member's agreement to share the
+// category into the federation.
+func TestConsentTiers(t *testing.T) {
+	f := newFed(t, api.Rules{}, "coop-a")
+	give := func(tier consent.Tier, subject string, at time.Time) {
+		t.Helper()
+		rec := &consent.Record{ID: uuid.New(), SchemaVersion: consent.SchemaVersion, Tier: tier, Controller: "coop-a", Subject: subject,
+			Purposes: []string{"dpv:ResearchAndDevelopment"}, LegalBasis: "dpv:Consent", DataCategories: []string{"pd:Purchase"},
+			Notice: consent.Notice{URI: "https://coop-a.example/n", SHA256: consent.Hash([]byte("n"))}, Jurisdiction: "IT", WithdrawalMethod: "https://coop-a.example/w"}
+		ev := &consent.Event{Record: rec.ID, Type: consent.Given, At: at, By: "coop-a", Validity: &consent.Validity{From: at, Duration: "P1Y"}, Consent: rec}
+		sg, err := consent.Sign(ev, "coop-a", f.keys["coop-a"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := sg.Encode()
+		if err := f.apply(entry.Entry{ID: format.SignedID(p), Kind: format.KindConsent, Author: "coop-a", Time: at, Payload: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const purpose = "dpv:ResearchAndDevelopment"
+	decide := func() (person, both bool) {
+		at := t0.Add(time.Hour)
+		return f.s.Decide("ps1.1.anna", "coop-a", "", purpose, at, consent.Latest).Allowed,
+			f.s.Decide("ps1.1.anna", "coop-a", "pd:Purchase", purpose, at, consent.Latest).Allowed
+	}
+	if person, both := decide(); person || both {
+		t.Fatalf("before any consent: person %v, both tiers %v", person, both)
+	}
+	give(consent.TierSubject, "ps1.1.anna", t0)
+	if person, both := decide(); !person || both {
+		t.Fatalf("with the person's consent only: person %v, both tiers %v; want true, false", person, both)
+	}
+	give(consent.TierMember, "", t0)
+	if person, both := decide(); !person || !both {
+		t.Fatalf("with both tiers: person %v, both tiers %v", person, both)
 	}
 }
