@@ -70,7 +70,7 @@ func RestoreBackup(ctx context.Context, dir string, r io.Reader) (size uint64, r
 		// The new cluster's Raft log starts again at index 1: the state
 		// must not skip its entries as already applied.
 		snap.Applied = 0
-		err = f.replace(hr, snap)
+		err = f.replace(hr, snap, nil)
 	}
 	if err != nil {
 		_ = db.Close()

@@ -81,7 +81,8 @@ type Config struct {
 
 	// MaxBatchBytes is the largest Raft command in bytes. Concurrent
 	// Appends are grouped into commands up to this size; one Append larger
-	// than it is refused with ErrTooLarge. Default: 1 MiB.
+	// than it is refused with ErrTooLarge. Default and maximum: 1 MiB less
+	// 16 KiB.
 	MaxBatchBytes int
 
 	// MaxEntryBytes is the largest payload in bytes. Default: 256 KiB.
@@ -95,6 +96,11 @@ type Config struct {
 	// BlockCacheSize is the size in bytes of the state's Badger block
 	// cache. Default: 64 MiB.
 	BlockCacheSize int64
+
+	// PurgeRetry is how long the purge of destroyed keys waits before it
+	// tries again what is left to do (a snapshot Raft could not take yet,
+	// a check that found a value). Default: 5s.
+	PurgeRetry time.Duration
 }
 
 // DefaultConfig returns a Config for a single-node ledger in dir, with every
@@ -120,6 +126,7 @@ func (c *Config) setDefaults() {
 	def(&c.CommitTimeout, 50*time.Millisecond)
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
+	def(&c.PurgeRetry, 5*time.Second)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
@@ -133,7 +140,7 @@ func (c *Config) setDefaults() {
 		c.MaxAppendEntries = 256
 	}
 	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 1 << 20
+		c.MaxBatchBytes = maxBatchBytes
 	}
 	if c.MaxEntryBytes == 0 {
 		c.MaxEntryBytes = 256 << 10
@@ -145,6 +152,10 @@ func (c *Config) setDefaults() {
 		c.BlockCacheSize = 64 << 20
 	}
 }
+
+// maxBatchBytes is the largest Raft command: 1 MiB less room for the Raft
+// log's own fields, so that a log is stored inline (see validate).
+const maxBatchBytes = 1<<20 - 16<<10
 
 // txnBudget is the share of a Badger transaction the FSM fills before it
 // commits and starts another, between Raft logs: a third of Badger's limit
@@ -168,6 +179,12 @@ func (c *Config) validate() error {
 		return bad("MaxEntryBytes", "must be positive")
 	case c.MaxBatchBytes < c.MaxEntryBytes:
 		return bad("MaxBatchBytes", "%d is below MaxEntryBytes %d", c.MaxBatchBytes, c.MaxEntryBytes)
+	case c.MaxBatchBytes > maxBatchBytes:
+		// A command stays inline in the Raft store's tables (below Badger's
+		// largest value threshold, 1 MiB), never in its value log, whose
+		// head file no collection rewrites: so that a purge reaches every
+		// copy of the key material it carried.
+		return bad("MaxBatchBytes", "%d is above %d", c.MaxBatchBytes, maxBatchBytes)
 	case int64(c.MaxBatchBytes)*3 > c.txnBudget():
 		// One command's writes (entries, ids, nodes) must fit in one
 		// Badger transaction with room to spare.

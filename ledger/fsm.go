@@ -48,6 +48,12 @@ type fsm struct {
 	started   broadcast     // notified when an ApplyBatch begins
 	purge     broadcast     // notified when keys are destroyed
 	destroyed atomic.Uint64 // the Raft index of the last destroy applied
+
+	// persisting counts the snapshots being written; dropped the purge
+	// markers whose keys this process dropped from the files.
+	persisting atomic.Int32
+	dropMu     sync.Mutex
+	dropped    map[string]bool
 }
 
 var (
@@ -63,6 +69,14 @@ type groupResult struct {
 
 func newFSM(db *badger.DB, logger *slog.Logger, maxTxnBytes int64) (*fsm, error) {
 	f := &fsm{db: db, logger: logger, maxTxnBytes: maxTxnBytes}
+	// A purge cut short by a crash: write back what it saved, and the
+	// tombstones of the keys it was dropping.
+	if err := f.restoreKept(); err != nil {
+		return nil, err
+	}
+	if err := f.reassertTombstones(); err != nil {
+		return nil, err
+	}
 	if err := f.load(); err != nil {
 		return nil, err
 	}
@@ -242,34 +256,26 @@ func (b *batch) commit(more bool) {
 	}
 }
 
-// applyDestroy destroys keys: it commits what the batch wrote so far, drops
-// the keys' values from the state database's files (Badger's DropPrefix
-// rewrites the tables and memtables holding them), then writes their
-// tombstones in a new transaction. Re-applied after a crash, it finds the
-// values gone and writes the tombstones again.
+// applyDestroy destroys keys: each gets a tombstone, in the batch's
+// transaction like any write, so that every replica refuses it from this
+// index on. The copies of its value that this node's files still hold
+// (older versions in the state's tables, the Raft logs that carried it,
+// older snapshots) are removed later by the purger (purge.go); for each key
+// that held a value, a purge marker with its fingerprint, written here
+// too, tells the purger what to remove and how to check that it is gone.
 func (b *batch) applyDestroy(l *raft.Log) any {
 	names, ok := decodeDestroy(l.Data)
 	if !ok {
 		b.f.logger.Error("ledger: undecodable destroy command skipped", "raft_index", l.Index)
 		return corrupt("raft log %d holds an undecodable command", l.Index)
 	}
-	b.commit(true) // the state before this log, with its applied index
-	if b.err != nil {
-		return b.err
-	}
-	var present [][]byte
 	for _, n := range names {
-		if _, err := b.r.key(n); err == nil {
-			present = append(present, storeKey(prefixKey, n))
-		}
-	}
-	if len(present) > 0 {
-		if err := b.f.db.DropPrefix(present...); err != nil {
-			b.err = fmt.Errorf("ledger: destroy keys at raft index %d: %w", l.Index, storageErr(err))
+		if v, err := b.r.key(n); err == nil {
+			b.set(purgeKey(l.Index, n), newFingerprint(v).encode())
+		} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrKeyDestroyed) {
+			b.err = fmt.Errorf("ledger: destroy keys at raft index %d: %w", l.Index, err)
 			return b.err
 		}
-	}
-	for _, n := range names {
 		b.set(storeKey(prefixKey, n), []byte{}) // the tombstone
 		b.f.keyHashes.drop(n)
 	}

@@ -27,8 +27,11 @@ var (
 )
 
 const (
-	maxKeyName  = 256
-	maxKeyValue = 4096
+	maxKeyName = 256
+	// maxKeyValue keeps a key's value inline in the state's tables (below
+	// the value log's threshold, 1 KiB), so that a purge reaches every
+	// copy of it.
+	maxKeyValue = 1000
 )
 
 // KeyRequirement ties an Append to the key store. With Create set, the key
@@ -63,7 +66,7 @@ func (k *KeyRequirement) validate(i int) error {
 	case len(k.Name) == 0 || len(k.Name) > maxKeyName:
 		return bad("name must be 1 to 256 bytes")
 	case k.Create != nil && (len(k.Create) == 0 || len(k.Create) > maxKeyValue):
-		return bad("value must be 1 to 4096 bytes")
+		return bad("value must be 1 to 1000 bytes")
 	case k.Create != nil && sha256.Sum256(k.Create) != k.Hash:
 		return bad("hash does not match the value")
 	}
@@ -83,13 +86,15 @@ func (e *KeyError) Error() string { return fmt.Sprintf("%v: %q", e.Err, e.Name) 
 // Unwrap returns the sentinel.
 func (e *KeyError) Unwrap() error { return e.Err }
 
-// Destroy destroys the named keys on every replica. It returns once the
+// Destroy destroys the named keys on every replica, each key exactly (a
+// name that prefixes another destroys only itself). It returns once the
 // destruction is committed; the values are then gone from every replica's
-// key store. Each replica then purges its files: the state database drops
-// the values during the apply, and a background job compacts the Raft log
-// behind a new snapshot and removes older snapshots (Purged reports how
-// far it got). Destroying a key that does not exist leaves a tombstone, so
-// it can never be created.
+// key store. Each replica then purges its files, in the background: the
+// state database's older copies, the Raft logs that carried the values
+// (behind a snapshot taken after the destruction) and older snapshots;
+// then it scans its files for the values' fingerprints (PurgeStatus
+// reports how far it got, WaitPurged waits). Destroying a key that does
+// not exist leaves a tombstone, so it can never be created.
 //
 // It returns the Raft index of the destruction, for WaitPurged.
 func (l *Ledger) Destroy(ctx context.Context, names ...[]byte) (uint64, error) {

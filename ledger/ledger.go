@@ -54,7 +54,15 @@ type Ledger struct {
 
 	snaps     *raft.FileSnapshotStore
 	purged    atomic.Uint64 // Raft index through which destroyed keys are purged
-	purgeDone broadcast
+	purgeDone broadcast     // notified when a purge is verified
+
+	// The purge's status (purge.go), guarded by purgeMu.
+	purgeMu      sync.Mutex
+	purgeRec     purgeRecord
+	purgeErr     string
+	purgeFound   []string
+	pendingSince map[uint64]time.Time
+	pendingCount int
 
 	closeOnce sync.Once
 	closeErr  error
@@ -110,6 +118,16 @@ func (l *Ledger) open(ctx context.Context) error {
 	if l.fsm, err = newFSM(l.stateDB, l.logger, cfg.txnBudget()); err != nil {
 		return err
 	}
+	// A snapshot cut short by a crash leaves a directory ending in .tmp,
+	// which the snapshot store never reads nor removes; it may hold a key
+	// destroyed since.
+	if tmps, err := filepath.Glob(filepath.Join(cfg.Dir, "snapshots", "*.tmp")); err == nil {
+		for _, t := range tmps {
+			if err := os.RemoveAll(t); err != nil {
+				return fmt.Errorf("ledger: remove an unfinished snapshot: %w", err)
+			}
+		}
+	}
 	hclogger := logging.HCLog(l.logger, "raft")
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotRetain, hclogger) // in Dir/snapshots
 	if err != nil {
@@ -157,7 +175,8 @@ func (l *Ledger) open(ctx context.Context) error {
 	if l.raft, err = raft.NewRaft(rc, l.fsm, logStore, l.logs, snaps, l.trans); err != nil {
 		return fmt.Errorf("ledger: start raft: %w", err)
 	}
-	l.purged.Store(readPurged(cfg.Dir))
+	l.purgeRec = readPurged(cfg.Dir)
+	l.purged.Store(l.purgeRec.Purged)
 	l.startObserver()
 	l.done.Add(3)
 	go l.batcher()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
@@ -26,26 +27,31 @@ import (
 var snapshotMagic = []byte("COAPPSN1")
 
 type fsmSnapshot struct {
-	txn *badger.Txn
-	m   meta
-	f   *fsm
+	txn      *badger.Txn
+	m        meta
+	f        *fsm
+	released sync.Once
 }
 
 // Snapshot captures the state at the current applied index: a Badger read
 // transaction sees exactly the state committed by the last ApplyBatch, and
-// Persist streams it while Apply goes on.
+// Persist streams it while Apply goes on. The state's read lock is held
+// from here to Release, so that nothing drops keys from under the
+// transaction while Persist reads it (a Restore's DropAll, a purge's
+// DropPrefix): they wait for it.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.err(); err != nil {
 		return nil, err
 	}
 	f.restoreMu.RLock()
-	defer f.restoreMu.RUnlock()
 	txn := f.db.NewTransaction(false)
 	m, err := newReader(txn, false).meta()
 	if err != nil {
 		txn.Discard()
+		f.restoreMu.RUnlock()
 		return nil, err
 	}
+	f.persisting.Add(1)
 	return &fsmSnapshot{txn: txn, m: m, f: f}, nil
 }
 
@@ -57,7 +63,13 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-func (s *fsmSnapshot) Release() { s.txn.Discard() }
+func (s *fsmSnapshot) Release() {
+	s.released.Do(func() {
+		s.txn.Discard()
+		s.f.persisting.Add(-1)
+		s.f.restoreMu.RUnlock()
+	})
+}
 
 func writeSnapshot(w io.Writer, txn *badger.Txn, m meta) error {
 	h := sha256.New()
@@ -77,8 +89,8 @@ func writeSnapshot(w io.Writer, txn *badger.Txn, m meta) error {
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
 		k := item.Key()
-		if len(k) == 1 && k[0] == keyMeta {
-			continue
+		if len(k) == 1 && k[0] == keyMeta || k[0] == prefixPurge || k[0] == prefixKeep {
+			continue // meta is in the header; the purge's records are this node's own
 		}
 		if err := item.Value(func(v []byte) error {
 			putBytes(k)
@@ -164,9 +176,16 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return nil
 	}
 	f.logger.Info("restoring ledger state from snapshot", "applied", snap.Applied, "size", snap.Size)
+	// The values this state holds that the snapshot destroyed get purge
+	// markers, so that this node removes their other copies and checks.
+	live, err := f.liveKeys()
+	if err != nil {
+		return err
+	}
 	f.restoreMu.Lock()
 	defer f.restoreMu.Unlock()
-	if err := f.replace(hr, snap); err != nil {
+	defer f.purge.notify()
+	if err := f.replace(hr, snap, live); err != nil {
 		// The state is now partial: refuse to apply or serve until a
 		// later restore succeeds.
 		f.fail(err)
@@ -194,7 +213,9 @@ func (f *fsm) holds(snap meta) bool {
 
 // replace drops the state and loads the snapshot's records, then meta last, so
 // that a crash part-way leaves no meta and the next start restores again.
-func (f *fsm) replace(hr *hashingReader, snap meta) error {
+// A key the snapshot holds destroyed whose value live held gets a purge
+// marker.
+func (f *fsm) replace(hr *hashingReader, snap meta, live map[string]fingerprint) error {
 	if err := f.db.DropAll(); err != nil {
 		return storageErr(err)
 	}
@@ -218,6 +239,11 @@ func (f *fsm) replace(hr *hashingReader, snap meta) error {
 		}
 		if err := wb.Set(k, v); err != nil {
 			return storageErr(err)
+		}
+		if fp, ok := live[string(k[1:])]; ok && k[0] == prefixKey && len(v) == 0 {
+			if err := wb.Set(purgeKey(snap.Applied, k[1:]), fp.encode()); err != nil {
+				return storageErr(err)
+			}
 		}
 		count++
 	}

@@ -48,6 +48,15 @@ const (
 	prefixKey   byte = 0x04
 	keyDestroy  byte = 0x06 // the Raft index of the last Destroy applied (8)
 
+	// Node-local bookkeeping of the purge of destroyed keys, never in a
+	// snapshot or a backup: a marker per key destroyed while it held a
+	// value, written by the Destroy's apply (purge index | name ->
+	// fingerprint) and removed once this node verified that its files no
+	// longer hold the value; and the keys a purge must write back after it
+	// dropped a name that prefixes theirs (name -> value).
+	prefixPurge byte = 0x07
+	prefixKeep  byte = 0x08
+
 	chunkFormatV1 byte = 1
 
 	// chunkMax bounds the entries of a chunk, and so what one read of a
@@ -75,6 +84,13 @@ func idKey(id uuid.UUID) []byte {
 
 func storeKey(prefix byte, name []byte) []byte {
 	return append([]byte{prefix}, name...)
+}
+
+func purgeKey(index uint64, name []byte) []byte {
+	k := make([]byte, 9, 9+len(name))
+	k[0] = prefixPurge
+	binary.BigEndian.PutUint64(k[1:], index)
+	return append(k, name...)
 }
 
 func nodeKey(level uint8, index uint64) []byte {

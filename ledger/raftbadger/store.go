@@ -94,11 +94,10 @@ type Store struct {
 	mu          sync.Mutex // guards first and last
 	first, last uint64
 
-	// writeMu serialises writes, so that a purging DeleteRange (which
-	// blocks Badger's writes while it rewrites files) makes other writers
-	// wait rather than fail.
+	// writeMu serialises writes, so that a Purge (which blocks Badger's
+	// writes while it rewrites files) makes other writers wait rather than
+	// fail.
 	writeMu sync.Mutex
-	purge   bool // the next DeleteRange drops the logs from the files
 
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -106,9 +105,16 @@ type Store struct {
 }
 
 var (
-	_ raft.LogStore    = (*Store)(nil)
-	_ raft.StableStore = (*Store)(nil)
+	_ raft.LogStore          = (*Store)(nil)
+	_ raft.StableStore       = (*Store)(nil)
+	_ raft.MonotonicLogStore = (*Store)(nil)
 )
+
+// IsMonotonic reports that the store keeps no gap between its first and
+// last index: after installing a snapshot, Raft removes every log before
+// it (hashicorp/raft's MonotonicLogStore), so no log that predates the
+// snapshot stays behind, key material included.
+func (s *Store) IsMonotonic() bool { return true }
 
 // Open opens (creating if needed) a store in dir.
 func Open(dir string, cfg Config) (*Store, error) {
@@ -281,13 +287,18 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	defer s.writeMu.Unlock()
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	for _, l := range logs {
+	start := 0 // the first log of the part being written
+	for i, l := range logs {
 		e := badger.NewEntry(logKey(l.Index), encodeLog(l))
 		err := txn.SetEntry(e)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			if err := txn.Commit(); err != nil {
 				return translate(err)
 			}
+			// What is committed is stored: the bounds say so at once, so
+			// that a failure of a later part leaves them true.
+			s.widen(logs[start].Index, logs[i-1].Index)
+			start = i
 			txn = s.db.NewTransaction(true)
 			err = txn.SetEntry(e)
 		}
@@ -298,16 +309,20 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if err := txn.Commit(); err != nil {
 		return translate(err)
 	}
+	s.widen(logs[start].Index, logs[len(logs)-1].Index)
+	return nil
+}
+
+// widen extends the bounds to cover [lo, hi], just stored.
+func (s *Store) widen(lo, hi uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	lo, hi := logs[0].Index, logs[len(logs)-1].Index
 	if s.first == 0 || lo < s.first {
 		s.first = lo
 	}
 	if hi > s.last {
 		s.last = hi
 	}
-	return nil
 }
 
 // DeleteRange deletes the entries from min to max inclusive, in as few
@@ -330,13 +345,6 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	}
 	if lo > hi {
 		return nil
-	}
-	if s.purge {
-		s.purge = false
-		if err := s.db.DropPrefix(rangePrefixes(lo, hi)...); err != nil {
-			return translate(err)
-		}
-		return s.reloadBoundsAfter(lo, hi)
 	}
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
@@ -394,14 +402,60 @@ func (s *Store) reloadBoundsAfter(lo, hi uint64) error {
 	return nil
 }
 
-// PurgeNextDelete makes the next DeleteRange remove the logs from the
-// database's files too (Badger's DropPrefix: memtables flushed, tables
-// rewritten without them), not only mark them deleted: for logs that held
-// key material since destroyed. Writes wait while it runs.
-func (s *Store) PurgeNextDelete() {
+// Purge removes every log from index 1 to through from the database's
+// files, not only from its index: those still stored are deleted, and the
+// versions of every deleted one (the usual case: key material written long
+// before it is destroyed, its logs compacted since) are merged out of the
+// files. Logs after through are untouched. It flushes the memtables (the
+// only public way Badger has: a DropPrefix of a key space of its own) and
+// then compacts every level into one (Flatten), which drops the versions a
+// deletion hides. Writes wait while the flush runs; the compaction runs
+// beside them. It is idempotent.
+func (s *Store) Purge(through uint64) error {
+	if through == 0 {
+		return nil
+	}
+	if err := s.DeleteRange(1, through); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if err := s.db.Flatten(2); err != nil {
+		return translate(err)
+	}
+	return s.RunGC()
+}
+
+// prefixFlush is a key space of the store's own, which it writes and drops
+// to make Badger flush its memtables.
+const prefixFlush byte = 0x03
+
+// flush writes every memtable to a table, and removes the memtables'
+// files, which hold every write since the last flush.
+func (s *Store) flush() error {
 	s.writeMu.Lock()
-	s.purge = true
-	s.writeMu.Unlock()
+	defer s.writeMu.Unlock()
+	k := []byte{prefixFlush}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, []byte{0}) }); err != nil {
+		return translate(err)
+	}
+	return translate(s.db.DropPrefix(k))
+}
+
+// RunGC rewrites the value-log files that are mostly garbage, until
+// Badger finds none left to rewrite.
+func (s *Store) RunGC() error {
+	for {
+		err := s.db.RunValueLogGC(0.01)
+		switch {
+		case err == nil:
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return nil
+		default:
+			return translate(err)
+		}
+	}
 }
 
 // rangePrefixes returns the fewest key prefixes that together cover the

@@ -343,8 +343,10 @@ func TestRangePrefixesCoverExactly(t *testing.T) {
 	}
 }
 
-// TestPurgeRemovesFromFiles checks that a purging DeleteRange leaves no
-// byte of the deleted logs in the store's files, and keeps the rest.
+// TestPurgeRemovesFromFiles deletes logs as Raft compacts them (their
+// bytes stay in the files, the usual case when key material was written
+// long before it is destroyed), then purges: no byte of them is left in
+// the store's files, and the rest is kept.
 func TestPurgeRemovesFromFiles(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir, Config{})
@@ -356,8 +358,16 @@ func TestPurgeRemovesFromFiles(t *testing.T) {
 	if err := s.StoreLogs(logs); err != nil {
 		t.Fatal(err)
 	}
-	s.PurgeNextDelete()
 	if err := s.DeleteRange(1, 600); err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, 601, 1000)
+	// A deletion alone leaves the bytes in the files (the memtable's file,
+	// then the tables): the scan finds them, so it can fail.
+	if found, err := fsscan.Scan(dir, marker(1), marker(600)); err != nil || len(found) == 0 {
+		t.Fatalf("deleted logs are not in the files before the purge (%v): the scan proves nothing", err)
+	}
+	if err := s.Purge(600); err != nil {
 		t.Fatal(err)
 	}
 	checkBounds(t, s, 601, 1000)
@@ -388,4 +398,69 @@ func TestPurgeRemovesFromFiles(t *testing.T) {
 	// Writes go on after the purge.
 	storeRange(t, s, 1001, 1010, 8)
 	checkBounds(t, s, 601, 1010)
+}
+
+// TestPurgeReachesEveryLevel stores logs that reach tables of the deeper
+// levels before they are deleted: the purge merges their versions out of
+// every table.
+func TestPurgeReachesEveryLevel(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Config{})
+	marker := func(i uint64) []byte { return []byte(fmt.Sprintf("DEEP-SECRET-%06d", i)) }
+	for part := uint64(0); part < 4; part++ {
+		var logs []*raft.Log
+		for i := part*250 + 1; i <= part*250+250; i++ {
+			logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: marker(i)})
+		}
+		if err := s.StoreLogs(logs); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.flush(); err != nil { // each part in a table of its own
+			t.Fatal(err)
+		}
+		if part == 1 {
+			if err := s.db.Flatten(2); err != nil { // the first parts down a level
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.DeleteRange(1, 600); err != nil {
+		t.Fatal(err)
+	}
+	var gone [][]byte
+	for i := uint64(1); i <= 600; i += 41 {
+		gone = append(gone, marker(i))
+	}
+	found, err := fsscan.Scan(dir, gone...)
+	if err != nil || len(found) == 0 {
+		t.Fatalf("deleted logs are not in the tables before the purge (%v): the scan proves nothing", err)
+	}
+	if err := s.Purge(600); err != nil {
+		t.Fatal(err)
+	}
+	found, err = fsscan.Scan(dir, append(gone, marker(900))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := false
+	for _, m := range found {
+		if bytes.Equal(m.Needle, marker(900)) {
+			kept = true
+			continue
+		}
+		t.Errorf("purged log bytes %q still in %s", m.Needle, m.Path)
+	}
+	if !kept {
+		t.Error("a log after the purged range is gone")
+	}
+	checkBounds(t, s, 601, 1000)
+	// Idempotent, and the store reopens with its bounds.
+	if err := s.Purge(600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := mustOpen(t, dir, Config{})
+	checkBounds(t, s2, 601, 1000)
 }
