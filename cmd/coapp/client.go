@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -20,10 +22,18 @@ import (
 // clientFlags are the flags of every command that talks to a node.
 type clientFlags struct {
 	url, token, tokenFile, cert, key, ca *string
+	timeout                              *time.Duration
+	// stream is set by a command whose answer is a stream (a backup, an
+	// export): --timeout bounds the wait for it to start, then each gap
+	// in it.
+	stream bool
 }
 
+// defaultTimeout bounds a command that talks to a node.
+const defaultTimeout = 30 * time.Second
+
 func addClientFlags(f flags) clientFlags {
-	return clientFlags{
+	cf := clientFlags{
 		url: f.string("url", "http://127.0.0.1:7400", "the node's API URL"),
 		// The token's environment variable is read when the flag is not
 		// given, never shown as a default by -h.
@@ -32,19 +42,41 @@ func addClientFlags(f flags) clientFlags {
 		cert:      f.string("tls-cert", "", "client certificate for mutual TLS"),
 		key:       f.string("tls-key", "", "key for --tls-cert"),
 		ca:        f.string("tls-ca", "", "CA that signs the node's certificate"),
+		timeout: f.duration("timeout", defaultTimeout, "give up after this long, retries included (0: no limit; "+
+			"backup and export: the wait for the answer to start, then for each part of it); exit code 3"),
 	}
+	f.check(cf.check)
+	return cf
 }
 
-func (cf clientFlags) client() (*client.Client, error) {
+// check refuses flag values that cannot work.
+func (cf clientFlags) check() error {
+	u, err := url.Parse(*cf.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageError{fmt.Sprintf("--url %q: want http://HOST:PORT or https://HOST:PORT", *cf.url)}
+	}
+	if *cf.timeout < 0 {
+		return usageError{"--timeout must not be negative (0: no limit)"}
+	}
+	if (*cf.cert == "") != (*cf.key == "") {
+		return usageError{"--tls-cert and --tls-key go together"}
+	}
+	return nil
+}
+
+// client returns a client of the node the flags name, whose calls are
+// watched by the command's session (see session).
+func (cf clientFlags) client(ctx context.Context) (*client.Client, error) {
+	if err := cf.check(); err != nil {
+		return nil, err
+	}
 	token, cfg, err := cf.credentials()
 	if err != nil {
 		return nil, err
 	}
-	var opts []client.Option
-	if cfg != nil {
-		opts = append(opts, client.WithTLS(cfg))
-	}
-	return client.New(*cf.url, token, opts...), nil
+	s := sessionFrom(ctx)
+	s.start(*cf.url, *cf.timeout, tlsGiven{cert: *cf.cert, key: *cf.key, ca: *cf.ca}, cf.stream)
+	return client.New(*cf.url, token, client.WithHTTPClient(s.httpClient(cfg))), nil
 }
 
 // credentials returns the token the flags give (--token, $COAPP_TOKEN or
@@ -116,7 +148,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *member == "" {
 			return usageError{"--member is required"}
 		}
-		c, err := cf.client()
+		c, err := cf.client(ctx)
 		if err != nil {
 			return err
 		}
@@ -132,7 +164,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if f.NArg() != 1 {
 			return usageError{"token revoke ID"}
 		}
-		c, err := cf.client()
+		c, err := cf.client(ctx)
 		if err != nil {
 			return err
 		}
@@ -158,7 +190,7 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if f.NArg() != 1 {
 		return usageError{fmt.Sprintf("records %s needs one argument", args[0])}
 	}
-	c, err := cf.client()
+	c, err := cf.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -211,7 +243,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := f.parse(args, 2); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -266,7 +298,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := f.parse(args, 1); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -303,7 +335,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *out == "" {
 		return usageError{"--out is required"}
 	}
-	c, err := cf.client()
+	cf.stream = true
+	c, err := cf.client(ctx)
 	if err != nil {
 		return err
 	}

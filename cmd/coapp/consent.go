@@ -100,7 +100,7 @@ func runConsent(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if sub == "verify" && *pubKey != "" {
 		return verifyOffline(f.Arg(0), *pubKey, stdout)
 	}
-	c, err := cf.client()
+	c, err := cf.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func simple(name string, nargs int, usage string, setup func(f flags) action) fu
 		if f.NArg() != nargs {
 			return usageError{usage}
 		}
-		c, err := cf.client()
+		c, err := cf.client(ctx)
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,8 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f.NArg() != 1 || *purpose == "" {
 		return usageError{"export --purpose P [--format csv] [--as-of I] [--out FILE] DATASET"}
 	}
-	c, err := cf.client()
+	cf.stream = true
+	c, err := cf.client(ctx)
 	if err != nil {
 		return err
 	}

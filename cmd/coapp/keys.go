@@ -82,7 +82,7 @@ func runSchemas(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := f.parse(args, 1); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := cf.client(ctx)
 	if err != nil {
 		return err
 	}

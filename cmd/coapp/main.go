@@ -12,6 +12,11 @@
 // Every flag can also be set through an environment variable named after
 // it: --dir is COAPP_DIR, --tls-cert is COAPP_TLS_CERT, and so on. Run
 // `coapp <command> -h` for a command's flags.
+//
+// A command that talks to a node gives up after --timeout (default 30s;
+// 0: no limit). Exit codes: 0 done; 1 the node refused the request or
+// failed, or a local error; 2 a mistake in the command line; 3 the node
+// could not be reached, or did not answer within --timeout.
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // command is one subcommand.
@@ -94,14 +100,22 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func exitCode(err error) int {
-	var ue usageError
-	if errors.Is(err, flag.ErrHelp) {
-		return 0 // -h asked for help, and got it
+	var (
+		ue usageError
+		ne unreachableError
+		ie inconsistentError
+	)
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return exitOK // -h asked for help, and got it
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ne):
+		return exitUnreachable
+	case errors.As(err, &ie):
+		return exitInconsistent
 	}
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
+	return exitFailed
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -118,7 +132,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "coapp %s: %s\n(coapp %s <subcommand> -h lists a subcommand's flags)\n", c.name, c.summary, c.name)
 				return nil
 			}
-			return c.run(ctx, args[1:], stdout, stderr)
+			ctx, s := withSession(ctx, stderr)
+			err := c.run(ctx, args[1:], stdout, stderr)
+			err = s.explain(err)
+			s.end()
+			return err
 		}
 	}
 	usage(stderr)
@@ -135,18 +153,25 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nEvery flag can also be set as an environment variable: --tls-cert is COAPP_TLS_CERT.")
+	fmt.Fprintln(w, "A command that talks to a node gives up after --timeout (default 30s; 0: no limit).")
+	fmt.Fprintln(w, "\n"+exitCodesUsage)
 }
 
-// flags is a FlagSet whose defaults come from COAPP_* environment variables.
+// flags is a FlagSet whose defaults come from COAPP_* environment
+// variables, with checks of the values run once they are parsed.
 type flags struct {
 	*flag.FlagSet
+	checks *[]func() error
 }
 
 func newFlags(name string, stderr io.Writer) flags {
 	fs := flag.NewFlagSet("coapp "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return flags{fs}
+	return flags{fs, new([]func() error)}
 }
+
+// check adds a check of the parsed values; parse returns its error.
+func (f flags) check(fn func() error) { *f.checks = append(*f.checks, fn) }
 
 func envName(flagName string) string {
 	return "COAPP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -175,13 +200,35 @@ func (f flags) int(name string, def int, usage string) *int {
 	return f.Int(name, def, usage+" ($"+envName(name)+")")
 }
 
-// parse parses args and refuses stray arguments beyond max.
+func (f flags) duration(name string, def time.Duration, usage string) *time.Duration {
+	if v, ok := os.LookupEnv(envName(name)); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(f.Output(), "ignoring $%s=%q: not a duration\n", envName(name), v)
+		} else {
+			def = d
+		}
+	}
+	return f.Duration(name, def, usage+" ($"+envName(name)+")")
+}
+
+// parse parses args, refuses stray arguments beyond max, and runs the
+// checks. A value that does not parse is a usage error (the flag package
+// has printed the command's flags).
 func (f flags) parse(args []string, max int) error {
 	if err := f.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
 	}
 	if f.NArg() > max {
 		return usageError{fmt.Sprintf("unexpected arguments: %s", strings.Join(f.Args()[max:], " "))}
+	}
+	for _, c := range *f.checks {
+		if err := c(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
