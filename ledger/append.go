@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,14 +52,23 @@ func (l *Ledger) AppendWithKeys(ctx context.Context, keys []KeyRequirement, entr
 	if len(entries) == 0 && len(keys) == 0 {
 		return nil, nil
 	}
+	entries, err := l.retriedTimes(entries)
+	if err != nil {
+		return nil, err
+	}
 	req, err := l.prepare(entries)
 	if err != nil {
 		return nil, err
 	}
+	named := make(map[string]int, len(keys))
 	for i := range keys {
 		if err := keys[i].validate(i); err != nil {
 			return nil, err
 		}
+		if j, dup := named[string(keys[i].Name)]; dup {
+			return nil, &ValidationError{Entry: -1, Field: fmt.Sprintf("keys[%d]", i), Reason: fmt.Sprintf("names the key of keys[%d] again", j)}
+		}
+		named[string(keys[i].Name)] = i
 		req.size += len(keys[i].Name) + len(keys[i].Create) + 40
 	}
 	if req.size > l.cfg.MaxBatchBytes {
@@ -92,6 +102,42 @@ func (l *Ledger) enqueue(ctx context.Context, req *appendReq) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// retriedTimes gives an entry with an ID but no Time the time of the entry
+// the log holds under that ID with the same kind, author and payload: the
+// retry of an Append whose answer was lost is the same entry, not a
+// conflicting one. entries is not modified.
+func (l *Ledger) retriedTimes(entries []Entry) ([]Entry, error) {
+	var out []Entry
+	for i := range entries {
+		e := entries[i]
+		if e.ID == uuid.Nil || !e.Time.IsZero() {
+			continue
+		}
+		var held Entry
+		err := l.Read(context.Background(), Stale, func(v *View) error {
+			var err error
+			held, _, err = v.ByID(e.ID)
+			return err
+		})
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if held.Kind == e.Kind && held.Author == e.Author && bytes.Equal(held.Payload, e.Payload) {
+			if out == nil {
+				out = append([]Entry(nil), entries...)
+			}
+			out[i].Time = held.Time
+		}
+	}
+	if out == nil {
+		return entries, nil
+	}
+	return out, nil
 }
 
 // prepare validates and encodes entries on the caller's goroutine, filling

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -98,6 +97,9 @@ func (l *Ledger) writePurged(r purgeRecord) error {
 	return writeFileSync(filepath.Join(l.cfg.Dir, purgedFile), b)
 }
 
+// purgeFault, set by tests only, makes a purge fail before it starts.
+var purgeFault func() error
+
 // marker is a destroyed key's purge marker.
 type marker struct {
 	index uint64
@@ -135,6 +137,11 @@ func (l *Ledger) purger() {
 // purgeOnce does what is left to do; more reports that something still
 // is (a check that found a value: the next round purges again).
 func (l *Ledger) purgeOnce() (more bool, err error) {
+	if purgeFault != nil {
+		if err := purgeFault(); err != nil {
+			return true, err
+		}
+	}
 	target := l.fsm.destroyed.Load()
 	markers, err := l.fsm.markers()
 	if err != nil {
@@ -560,5 +567,3 @@ func (f *fsm) liveKeys() (map[string]fingerprint, error) {
 	})
 	return out, storageErr(err)
 }
-
-var _ = bytes.Equal
