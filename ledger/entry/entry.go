@@ -35,7 +35,8 @@ type Entry struct {
 
 	// Time is when the entry was made, as the caller says; stored to the
 	// nanosecond in UTC, between the years 1678 and 2262. Append uses the
-	// current time when it is zero.
+	// current time when it is zero, or, for an ID the log holds with the
+	// same kind, author and payload, the time held (a retry).
 	Time time.Time
 
 	// Payload is opaque to the ledger, up to Config.MaxEntryBytes.
