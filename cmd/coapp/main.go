@@ -62,6 +62,7 @@ func commands() []command {
 		{"backup", "stream a consistent backup from a running node to a file", runBackup},
 		{"restore", "seed a new node's directory from a backup", runRestore},
 		{"bench", "measure throughput and latency against the raw Raft floor", runBench},
+		{"version", "print the module version, Go version and VCS revision the binary was built from", runVersion},
 	}
 }
 
