@@ -92,6 +92,22 @@ func TestRightOfAccessAndErasure(t *testing.T) {
 			t.Errorf("%s: Verify after erasure: %v", n.ID(), err)
 		}
 	}
+	// Each node reports its purge, through any node.
+	st, err := client.New(n0.URL(), token).ErasureStatus(ctx, index, false)
+	if err != nil || !st.Done || len(st.Nodes) != 3 || st.Index != index {
+		t.Fatalf("erasure status = %+v, %v", st, err)
+	}
+	for _, ne := range st.Nodes {
+		if !ne.Erased || !ne.Purged || !ne.Verified || ne.VerifiedAt.IsZero() || ne.Unreachable || ne.Error != "" {
+			t.Errorf("node %s: %+v", ne.Node, ne)
+		}
+	}
+	if _, err := admin.ErasureStatus(ctx, 0, false); apiStatus(err) != http.StatusBadRequest {
+		t.Errorf("erasure status of index 0: %v, want 400", err)
+	}
+	if later, err := admin.ErasureStatus(ctx, index+1000, false); err != nil || later.Done || later.Nodes[0].Erased {
+		t.Errorf("an erasure not applied yet reads as done: %+v, %v", later, err)
+	}
 	rep, err = admin.Access(ctx, anna)
 	if err != nil || len(rep.Records) != 2 || !rep.Records[0].Erased || rep.Records[0].Fields != nil {
 		t.Errorf("access after erasure = %+v, %v", rep, err)

@@ -351,6 +351,19 @@ func (c *Client) PromoteNode(ctx context.Context, id string) (api.NodeInfo, erro
 	return out, err
 }
 
+// ErasureStatus reports how far each node purged the erasure at Raft index
+// index (Erase's answer) from its files; with local, the node the client
+// talks to answers for itself alone.
+func (c *Client) ErasureStatus(ctx context.Context, index uint64, local bool) (api.ErasureStatus, error) {
+	var out api.ErasureStatus
+	path := "/v1/subjects/erasures/" + strconv.FormatUint(index, 10)
+	if local {
+		path += "?local=true"
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out, true)
+	return out, err
+}
+
 // CreateToken creates a token for member (admin).
 func (c *Client) CreateToken(ctx context.Context, member string, admin bool) (Token, error) {
 	var out Token

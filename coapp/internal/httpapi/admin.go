@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/ledger"
@@ -64,6 +65,15 @@ func (a *API) metrics(w http.ResponseWriter, _ *http.Request, _ api.Caller) erro
 	p("# HELP coapp_raft_applied_index Raft index applied to the ledger state.\n# TYPE coapp_raft_applied_index gauge\ncoapp_raft_applied_index %d\n", st.AppliedIndex)
 	p("# HELP coapp_ledger_size Entries in the ledger on this node.\n# TYPE coapp_ledger_size gauge\ncoapp_ledger_size %d\n", st.Size)
 	p("# HELP coapp_cluster_servers Servers in the Raft configuration.\n# TYPE coapp_cluster_servers gauge\ncoapp_cluster_servers %d\n", len(st.Servers))
+	ps := a.svc.Ledger().PurgeStatus()
+	age := 0.0
+	if !ps.Since.IsZero() {
+		age = time.Since(ps.Since).Seconds()
+	}
+	p("# HELP coapp_erasures_pending Destroyed keys this node has yet to verify gone from its files.\n# TYPE coapp_erasures_pending gauge\ncoapp_erasures_pending %d\n", ps.Pending)
+	p("# HELP coapp_erasure_oldest_pending_seconds Age of the oldest erasure this node has yet to verify (0 when none).\n# TYPE coapp_erasure_oldest_pending_seconds gauge\ncoapp_erasure_oldest_pending_seconds %g\n", age)
+	p("# HELP coapp_erasure_purged_index Raft index through which destroyed keys are purged from this node's files.\n# TYPE coapp_erasure_purged_index gauge\ncoapp_erasure_purged_index %d\n", ps.Purged)
+	p("# HELP coapp_erasure_verified_index Raft index through which a scan of this node's files found no destroyed key.\n# TYPE coapp_erasure_verified_index gauge\ncoapp_erasure_verified_index %d\n", ps.Verified)
 	a.svc.Metrics().Write(w)
 	return nil
 }

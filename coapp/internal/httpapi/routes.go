@@ -19,6 +19,7 @@ func (a *API) routeTable() []route {
 		{"POST /v1/cluster/nodes/{id}/promote", admin, a.promote},
 		{"POST /v1/subjects/access", member, a.access},
 		{"POST /v1/subjects/erase", member, a.erase},
+		{"GET /v1/subjects/erasures/{id}", member, a.erasure},
 		{"POST /v1/schemas", admin, a.putSchema},
 		{"GET /v1/schemas", member, a.schemas},
 		{"GET /v1/schemas/{type}", member, a.schema},

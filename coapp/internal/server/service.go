@@ -41,6 +41,7 @@ type Leader interface {
 	Join(ctx context.Context, n api.NodeInfo) (api.NodeInfo, error)
 	RemoveNode(ctx context.Context, id string) error
 	PromoteNode(ctx context.Context, id string) (api.NodeInfo, error)
+	ErasureStatus(ctx context.Context, index uint64, local bool) (api.ErasureStatus, error)
 }
 
 // Dialer returns the API of the node at url (its base URL, such as
