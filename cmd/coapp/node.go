@@ -41,6 +41,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	key := f.string("tls-key", "", "PEM key for --tls-cert")
 	ca := f.string("tls-ca", "", "PEM CA that signs every node's and client's certificate")
 	logFormat := f.string("log-format", "text", "log format: text or json")
+	logLevel := f.string("log-level", "info", "the least severe level logged: debug, info, warn or error")
 	maxBody := f.int("max-body", 4<<20, "largest request body in bytes")
 	snapThreshold := f.int("snapshot-threshold", 8192, "Raft log entries between snapshots")
 	trailing := f.int("trailing-logs", 0, "Raft log entries kept behind a snapshot (default 1.25 x --snapshot-threshold)")
@@ -49,16 +50,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := f.parse(args, 0); err != nil {
 		return err
 	}
-	var handler slog.Handler
-	switch *logFormat {
-	case "text":
-		handler = slog.NewTextHandler(stderr, nil)
-	case "json":
-		handler = slog.NewJSONHandler(stderr, nil)
-	default:
-		return usageError{"--log-format must be text or json"}
+	logger, err := nodeLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(handler)
 	electionTimeout, err := time.ParseDuration(*election)
 	if err != nil || electionTimeout < 10*time.Millisecond {
 		return usageError{"--election-timeout must be a duration of at least 10ms"}
@@ -160,4 +155,29 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelClose()
 	return n.Close(closeCtx)
+}
+
+// nodeLogger returns the node's logger: records of level and above, to w,
+// as text or JSON.
+func nodeLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{}
+	switch strings.ToLower(level) {
+	case "debug":
+		opts.Level = slog.LevelDebug
+	case "info":
+		opts.Level = slog.LevelInfo
+	case "warn":
+		opts.Level = slog.LevelWarn
+	case "error":
+		opts.Level = slog.LevelError
+	default:
+		return nil, usageError{"--log-level must be debug, info, warn or error"}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{"--log-format must be text or json"}
 }
