@@ -206,6 +206,9 @@ type batch struct {
 	// New entries not yet written: their encodings, from index first.
 	pending [][]byte
 	first   uint64
+	// destroyed is the Raft index of a Destroy this batch applied and has
+	// not committed yet.
+	destroyed uint64
 }
 
 func (f *fsm) newBatch() *batch {
@@ -249,6 +252,11 @@ func (b *batch) commit(more bool) {
 	}
 	b.f.tree, b.f.cur = b.tree.Clone(), b.m
 	b.f.publish(b.m)
+	if b.destroyed != 0 {
+		b.f.destroyed.Store(b.destroyed)
+		b.f.purge.notify()
+		b.destroyed = 0
+	}
 	if more {
 		b.txn = b.f.db.NewTransaction(true)
 		b.r = newReader(b.txn, true)
@@ -280,8 +288,7 @@ func (b *batch) applyDestroy(l *raft.Log) any {
 		b.f.keyHashes.drop(n)
 	}
 	b.set([]byte{keyDestroy}, binary.BigEndian.AppendUint64(nil, l.Index))
-	b.f.destroyed.Store(l.Index)
-	b.f.purge.notify()
+	b.destroyed = l.Index // the purger learns of it once it is committed, markers and all
 	return nil
 }
 
