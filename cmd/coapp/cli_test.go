@@ -155,10 +155,52 @@ func TestCommandLine(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(exported), "*")); len(left) != 1 {
 		t.Fatalf("a refused export left files behind: %v", left)
 	}
+	// A person's rights, as coop-b knows grower-17: access, the exports
+	// that held their data, erasure; the subject given as an argument or
+	// read from standard input. First grower-17 consents to coop-b, which
+	// agrees to share harvests, and an export holds their record.
+	for i, body := range []string{`"subject":"grower-17",`, `"tier":"member",`} {
+		file := filepath.Join(t.TempDir(), fmt.Sprintf("consent-%d.json", i))
+		if err := os.WriteFile(file, []byte(`{`+body+`"purposes":["dpv:ResearchAndDevelopment"],
+			"data_categories":["pd:Harvest"],"notice":{"uri":"https://olive.example/notice","sha256":"`+strings.Repeat("ab", 32)+`"},
+			"jurisdiction":"IT","withdrawal_method":"https://olive.example/consent","validity":{"duration":"P1Y"}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := runCLI(t, "consent", "give", "--token", tok.Token, file); err != nil {
+			t.Fatalf("consent give %s: %v\n%s", body, err, out)
+		}
+	}
+	if out, err = runCLI(t, "export", "--purpose", "dpv:AcademicResearch", "--format", "csv", "--out", exported+".3", "harvests"); err != nil || !strings.Contains(out, "exported 1 rows") {
+		t.Fatalf("export with consent: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "subjects", "access", "--token", tok.Token, "grower-17")
+	if err != nil || !strings.Contains(out, `"id": "0193a3c2-0000-7000-8000-0000000000aa"`) || !strings.Contains(out, `"kg": 120`) {
+		t.Fatalf("subjects access: %v\n%s", err, out)
+	}
+	out, err = withStdin(t, "grower-17\n", func() (string, error) {
+		return runCLI(t, "subjects", "exports", "--token", tok.Token, "-")
+	})
+	if err != nil || !strings.Contains(out, `"dataset": "harvests"`) || strings.Contains(out, "grower-17") {
+		t.Fatalf("subjects exports -: %v\n%s", err, out)
+	}
+	out, err = withStdin(t, "grower-17\n", func() (string, error) {
+		return runCLI(t, "subjects", "erase", "--token", tok.Token, "-")
+	})
+	if err != nil || !strings.Contains(out, `"raft_index"`) || strings.Contains(out, "grower-17") {
+		t.Fatalf("subjects erase -: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "subjects", "access", "--token", tok.Token, "grower-17")
+	if err != nil || !strings.Contains(out, `"erased": true`) {
+		t.Fatalf("subjects access after the erasure: %v\n%s", err, out)
+	}
+	if _, err := withStdin(t, "", func() (string, error) { return runCLI(t, "subjects", "access", "-") }); exitCode(err) != exitUsage {
+		t.Errorf("subjects access - with nothing on standard input: %v, want a usage error", err)
+	}
+
 	if out, err := runCLI(t, "export", "-h"); exitCode(err) != 0 || strings.Contains(out, token) || !strings.Contains(out, "-purpose") {
 		t.Errorf("coapp export -h (exit %d) shows the token, or no flags:\n%s", exitCode(err), out)
 	}
-	for _, cmd := range []string{"token", "consent", "records", "ledger"} {
+	for _, cmd := range []string{"token", "consent", "records", "ledger", "subjects"} {
 		if out, err := runCLI(t, cmd, "-h"); err != nil || !strings.Contains(out, "coapp "+cmd) {
 			t.Errorf("coapp %s -h: %v\n%s", cmd, err, out)
 		}
@@ -246,4 +288,24 @@ func TestCommandLine(t *testing.T) {
 	if out, err := runCLI(t, "records", "get", "--token", tok.Token, "0193a3c2-0000-7000-8000-0000000000aa"); err == nil || !strings.Contains(out+err.Error(), "401") {
 		t.Errorf("revoked token: %v %s, want 401", err, out)
 	}
+}
+
+// withStdin runs fn with standard input reading input.
+func withStdin(t *testing.T, input string, fn func() (string, error)) (string, error) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(input); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = old }()
+	return fn()
 }

@@ -57,6 +57,7 @@ func commands() []command {
 		{"shares", "each member's share of a dataset: shares DATASET", runShares},
 		{"audit", "a dataset's exports: audit DATASET", runAudit},
 		{"records", "publish or look up records: records publish FILE | records get ID", runRecords},
+		{"subjects", "a person's rights: " + subjectsUsage, runSubjects},
 		{"ledger", "show the ledger's size and root, or prove: ledger [prove I | consistency A B]", runLedger},
 		{"cluster", "show or change the cluster: cluster [remove ID | promote ID]", runCluster},
 		{"backup", "stream a consistent backup from a running node to a file", runBackup},
@@ -146,7 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // subcommands are the commands whose first argument is a subcommand: -h
 // there asks for the command's usage.
-var subcommands = map[string]bool{"keys": true, "schemas": true, "consent": true, "token": true, "records": true, "ledger": true, "cluster": true}
+var subcommands = map[string]bool{"keys": true, "schemas": true, "consent": true, "token": true, "records": true, "ledger": true, "cluster": true, "subjects": true}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: coapp <command> [flags]\n\ncommands:")
