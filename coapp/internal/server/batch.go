@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/internal/format"
 	"coapp.coop/ledger"
@@ -83,7 +85,7 @@ func (s *Service) appendBatch(ctx context.Context, member string, sub batchSubmi
 	head := len(entries) + 1
 	entries = append(entries, sub.batch)
 	entries = append(entries, sub.records...)
-	if err := s.state.Check(entries...); err != nil {
+	if err := s.state.Check(applied(entries)...); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -152,4 +154,21 @@ func (s *Service) stored(ctx context.Context, records []ledger.Entry) ([]ledger.
 func (s *Service) SignAndAppend(ctx context.Context, c api.Caller, key ed25519.PrivateKey, entries []ledger.Entry, reqs []ledger.KeyRequirement) ([]ledger.Receipt, error) {
 	rs, err := s.submitAlone(ctx, c, key, entries, reqs)
 	return rs, Translate(err)
+}
+
+// applied returns the entries an append of entries gives the replicas to
+// apply: a record repeated in one request (the same id and content; the
+// ledger refuses the same id with other content) is stored, and applied,
+// once.
+func applied(entries []ledger.Entry) []ledger.Entry {
+	seen := make(map[uuid.UUID]bool, len(entries))
+	out := entries[:0:0]
+	for _, e := range entries {
+		if seen[e.ID] {
+			continue
+		}
+		seen[e.ID] = true
+		out = append(out, e)
+	}
+	return out
 }

@@ -238,3 +238,18 @@ func TestGatherTake(t *testing.T) {
 		t.Fatalf("took %d requests, left %d: an abandoned request was kept", len(got), len(g.pending))
 	}
 }
+
+// TestRepeatedRecordInOneRequest publishes the same record twice in one
+// request: the ledger stores it once, and the leader's check, which sees
+// what the replicas will apply, accepts it.
+func TestRepeatedRecordInOneRequest(t *testing.T) {
+	s := newService(t)
+	r := purchase("anna@example.org", 5)
+	rs, err := s.Publish(testCtx(t), api.Caller{Member: "coop-a"}, []api.Record{r, r})
+	if err != nil {
+		t.Fatalf("the same record twice in one request: %v", err)
+	}
+	if len(rs) != 2 || rs[0] != rs[1] {
+		t.Fatalf("receipts %+v, want the same one twice", rs)
+	}
+}
