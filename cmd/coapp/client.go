@@ -237,21 +237,30 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
+	if sub == "verify" {
+		return runLedgerVerify(ctx, args, stdout, stderr)
+	}
+	const usage = "ledger | ledger prove INDEX | ledger consistency FROM TO | " + verifyUsage
 	f := newFlags("ledger", stderr)
 	cf := addClientFlags(f)
 	consistency := f.string("consistency", "", "stale, leader (default) or linearizable")
+	f.check(func() error { return checkConsistency(*consistency) })
 	if err := f.parse(args, 2); err != nil {
-		return err
-	}
-	c, err := cf.client(ctx)
-	if err != nil {
 		return err
 	}
 	nums := make([]uint64, f.NArg())
 	for i, a := range f.Args() {
+		var err error
 		if nums[i], err = strconv.ParseUint(a, 10, 64); err != nil {
 			return usageError{fmt.Sprintf("%q is not an index", a)}
 		}
+	}
+	if !(sub == "" && len(nums) == 0 || sub == "prove" && len(nums) == 1 || sub == "consistency" && len(nums) == 2) {
+		return usageError{usage}
+	}
+	c, err := cf.client(ctx)
+	if err != nil {
+		return err
 	}
 	info, err := c.Ledger(ctx, *consistency)
 	if err != nil {
@@ -273,7 +282,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return printProof(stdout, p, p.Verify())
 	}
-	return usageError{"ledger | ledger prove INDEX | ledger consistency FROM TO"}
+	return usageError{usage}
 }
 
 // printProof prints a proof and whether it verified here, with hashes alone.

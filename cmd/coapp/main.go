@@ -5,6 +5,7 @@
 //	coapp token create --member coop-b
 //	coapp records publish records.json
 //	coapp ledger
+//	coapp ledger verify
 //	coapp backup --out ledger.backup
 //	coapp restore --dir newdata ledger.backup
 //	coapp bench --nodes 3 --clients 256 --batch 100
@@ -16,7 +17,9 @@
 // A command that talks to a node gives up after --timeout (default 30s;
 // 0: no limit). Exit codes: 0 done; 1 the node refused the request or
 // failed, or a local error; 2 a mistake in the command line; 3 the node
-// could not be reached, or did not answer within --timeout.
+// could not be reached, or did not answer within --timeout; 4 ledger
+// verify found the node's history inconsistent with the one verified
+// before.
 package main
 
 import (
@@ -58,7 +61,7 @@ func commands() []command {
 		{"audit", "a dataset's exports: audit DATASET", runAudit},
 		{"records", "publish or look up records: records publish FILE | records get ID", runRecords},
 		{"subjects", "a person's rights: " + subjectsUsage, runSubjects},
-		{"ledger", "show the ledger's size and root, or prove: ledger [prove I | consistency A B]", runLedger},
+		{"ledger", "show the ledger's size and root, prove, or verify it extends the head verified before: ledger [prove I | consistency A B | verify [--head FILE]]", runLedger},
 		{"cluster", "show or change the cluster: cluster [remove ID | promote ID]", runCluster},
 		{"backup", "stream a consistent backup from a running node to a file", runBackup},
 		{"restore", "seed a new node's directory from a backup", runRestore},

@@ -34,7 +34,8 @@ const exitCodesUsage = `exit codes:
   0  done
   1  the node refused the request or failed, a TLS or certificate error, or a local error (the message says which)
   2  a mistake in the command line
-  3  the node could not be reached, or did not answer within --timeout`
+  3  the node could not be reached, or did not answer within --timeout
+  4  ledger verify: the node serves a history inconsistent with the one verified before`
 
 // unreachableError is a node that could not be reached or did not answer
 // in time: exit code 3.
