@@ -181,7 +181,7 @@ func TestBadRequests(t *testing.T) {
 		{"wrong type", "POST", "/v1/records", token, `{"records":"many"}`, 400, "invalid", "records"},
 		{"no records", "POST", "/v1/records", token, `{"records":[]}`, 400, "invalid", "records"},
 		{"missing id", "POST", "/v1/records", token, `{"records":[{"type":"purchase","subject":"a","time":"2026-11-01T10:00:00Z"}]}`, 400, "invalid", "records[0].id"},
-		{"bad time", "POST", "/v1/records", token, `{"records":[{"id":"` + uuid.NewString() + `","type":"purchase","subject":"a","time":"yesterday"}]}`, 400, "invalid", "body"},
+		{"bad time", "POST", "/v1/records", token, `{"records":[{"id":"` + uuid.NewString() + `","type":"purchase","subject":"a","time":"yesterday"}]}`, 400, "invalid", "records[0].time"},
 		{"second record bad type", "POST", "/v1/records", token, `{"records":[` + good + `,{"id":"` + uuid.NewString() + `","type":"Bad Type","subject":"a","time":"2026-11-01T10:00:00Z"}]}`, 400, "invalid", "records[1].type"},
 		{"trailing data", "POST", "/v1/records", token, `{"records":[` + good + `]} {}`, 400, "invalid", "body"},
 		{"id reused with other content", "POST", "/v1/records", token, conflict, 409, "conflict", "id"},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -9,12 +10,14 @@ import (
 	"github.com/google/uuid"
 
 	"coapp.coop/ledger/merkle"
+	"coapp.coop/pseudonym"
 )
 
 // Record is one exchange published by a member: a purchase, a delivery, a
 // harvest, a meter reading, care hours. Its id makes publishing
 // idempotent. It follows the schema of its type, at Version (the latest
-// when 0). Subject is the person's raw identifier: the node pseudonymises
+// when 0; in JSON, when left out: an explicit version below 1 is refused).
+// Subject is the person's raw identifier: the node pseudonymises
 // it, and applies the schema's policy to every field, before anything is
 // stored.
 type Record struct {
@@ -45,13 +48,10 @@ func (r *Record) Validate() error {
 		return Invalid("type", "1 to %d characters of [a-z0-9._-]", MaxTypeLen)
 	}
 	if r.Version < 0 {
-		return Invalid("version", "must not be negative")
+		return Invalid("version", "1 or more; 0 (left out) for the latest version")
 	}
-	if r.Subject == "" {
-		return Invalid("subject", "required")
-	}
-	if len(r.Subject) > MaxSubjectLen || !utf8.ValidString(r.Subject) {
-		return Invalid("subject", "not UTF-8 of at most %d bytes", MaxSubjectLen)
+	if err := CheckSubject(r.Subject); err != nil {
+		return err
 	}
 	if r.Time.IsZero() {
 		return Invalid("time", "required")
@@ -61,6 +61,53 @@ func (r *Record) Validate() error {
 	}
 	if len(r.Fields) > MaxFields {
 		return Invalid("fields", "more than %d fields", MaxFields)
+	}
+	return nil
+}
+
+// UnmarshalJSON decodes a record strictly (as Decode does: unknown fields
+// and bad values are *ValidationErrors naming the field), and refuses a
+// version that is given but below 1: a record leaves its version out to
+// follow the schema's latest, which Version 0 says in Go.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
+	type fields Record // without this method
+	var rec Record
+	w := struct {
+		*fields
+		Version *int `json:"version"`
+	}{fields: (*fields)(&rec)}
+	if err := DecodeBytes(b, &w); err != nil {
+		return err
+	}
+	if w.Version != nil {
+		if *w.Version < 1 {
+			return Invalid("version", "1 or more; leave it out for the schema's latest version")
+		}
+		rec.Version = *w.Version
+	}
+	*r = rec
+	return nil
+}
+
+// CheckSubject checks a subject's raw identifier as every request that
+// names a person takes it (records, consents, checks, access, erasure,
+// the exports of a subject): 1 to MaxSubjectLen bytes of UTF-8, not empty
+// once canonical (pseudonym.Canonical: NFKC, lower case, white space
+// folded: "  " is no one). Its errors name the field "subject".
+func CheckSubject(s string) error {
+	switch {
+	case s == "":
+		return Invalid("subject", "required")
+	case !utf8.ValidString(s):
+		return Invalid("subject", "not valid UTF-8")
+	case len(s) > MaxSubjectLen:
+		return Invalid("subject", "longer than %d bytes", MaxSubjectLen)
+	}
+	if _, err := pseudonym.Canonical(s); err != nil {
+		return Invalid("subject", "empty once white space is folded")
 	}
 	return nil
 }

@@ -16,13 +16,12 @@ import (
 	"coapp.coop/pseudonym"
 )
 
-// SubjectPseudonym returns a subject's pseudonym in member's domain.
+// SubjectPseudonym returns a subject's pseudonym in member's domain; a
+// subject api.CheckSubject refuses is a *api.ValidationError for
+// "subject".
 func (s *Service) SubjectPseudonym(member, subject string) (pseudonym.Pseudonym, error) {
-	if subject == "" {
-		return "", api.Invalid("subject", "required")
-	}
-	if len(subject) > api.MaxSubjectLen {
-		return "", api.Invalid("subject", "at most %d bytes", api.MaxSubjectLen)
+	if err := api.CheckSubject(subject); err != nil {
+		return "", err
 	}
 	p, err := s.keys.Pseudonym(pseudonym.MemberDomain(member), subject)
 	if err != nil {

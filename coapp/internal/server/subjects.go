@@ -12,10 +12,12 @@ import (
 )
 
 // subjectPseudonyms returns a subject's pseudonyms in the member's domain
-// and, with federation, the federation's, under every key version held.
+// and, with federation, the federation's, under every key version held. A
+// subject api.CheckSubject refuses is a *api.ValidationError for
+// "subject".
 func (s *Service) subjectPseudonyms(member, subject string, federation bool) ([]pseudonym.Pseudonym, error) {
-	if subject == "" {
-		return nil, api.Invalid("subject", "required")
+	if err := api.CheckSubject(subject); err != nil {
+		return nil, err
 	}
 	var out []pseudonym.Pseudonym
 	domains := []pseudonym.Domain{pseudonym.MemberDomain(member)}
@@ -42,6 +44,9 @@ func (s *Service) Access(ctx context.Context, c api.Caller, subject string) (api
 }
 
 func (s *Service) access(ctx context.Context, c api.Caller, subject string) (api.SubjectReport, error) {
+	if err := api.CheckSubject(subject); err != nil {
+		return api.SubjectReport{}, err
+	}
 	if !s.IsLeader() {
 		l, err := s.leader(c)
 		if err != nil {
@@ -117,6 +122,9 @@ func (s *Service) Erase(ctx context.Context, c api.Caller, subject string, feder
 }
 
 func (s *Service) erase(ctx context.Context, c api.Caller, subject string, federation bool) (api.EraseResponse, error) {
+	if err := api.CheckSubject(subject); err != nil {
+		return api.EraseResponse{}, err
+	}
 	if !s.IsLeader() {
 		if federation && !c.Admin {
 			return api.EraseResponse{}, api.ErrForbidden

@@ -184,7 +184,7 @@ func (t *step) checkKeyRotation(signer string, kr *format.KeyRotation) error {
 // signer's current key; the body is decoded into body strictly.
 func (t *step) decodeSigned(e entry.Entry, body any) (string, error) {
 	var sb api.SignedBody
-	if err := api.DecodeBytes(e.Payload, &sb); err != nil {
+	if err := api.DecodeStored(e.Payload, &sb); err != nil {
 		return "", err
 	}
 	if sb.Signer != e.Author {
@@ -194,7 +194,7 @@ func (t *step) decodeSigned(e entry.Entry, body any) (string, error) {
 	if !ok || !ed25519.Verify(pub, format.SigningContext(e.Kind, sb.Body), sb.Sig) {
 		return "", fmt.Errorf("%w: %s", api.ErrBadSignature, sb.Signer)
 	}
-	if err := api.DecodeBytes(sb.Body, body); err != nil {
+	if err := api.DecodeStored(sb.Body, body); err != nil {
 		return "", err
 	}
 	return sb.Signer, nil
