@@ -47,6 +47,26 @@ const (
 // space replaced by one space. It returns an error wrapping ErrInvalid for
 // an identifier that is empty after that, not UTF-8, or longer than 1024
 // bytes.
+//
+// Those rules, and only those, make two identifiers one: "Anna" and
+// "anna" (case), "ＡＮＮＡ" and "anna" (NFKC: full-width forms, also
+// ligatures, compatibility characters such as the Kelvin sign, composed
+// and decomposed accents), "anna\u00a0maria" and " anna  maria" (white
+// space: Unicode's, so also no-break and ideographic spaces). Everything
+// else keeps identifiers apart, in particular:
+//
+//   - invisible format characters, which are not white space and which
+//     NFKC keeps: "anna\u200b" (zero-width space), "an\u00adna" (soft
+//     hyphen), "anna\u200d" (zero-width joiner) and "anna\ufeff" are each
+//     another identifier than "anna";
+//   - U+FFFD REPLACEMENT CHARACTER is a character like any other:
+//     "anna\ufffd" is neither "anna" nor "anna?". Bytes that are not
+//     UTF-8 are refused, never replaced by it, so that "anna\xff" and
+//     "anna\xfe" cannot both become "anna\ufffd";
+//   - case is mapped, not folded: "ß" is not "ss", final "ς" is not "σ".
+//
+// Canonical is idempotent: the canonical form of a canonical form is
+// itself (tested over every code point).
 func Canonical(id string) (string, error) {
 	if !utf8.ValidString(id) {
 		return "", fmt.Errorf("%w: identifier is not UTF-8", ErrInvalid)
@@ -54,10 +74,14 @@ func Canonical(id string) (string, error) {
 	if len(id) > maxIDLen {
 		return "", fmt.Errorf("%w: identifier longer than %d bytes", ErrInvalid, maxIDLen)
 	}
-	s := id
-	if isASCII(s) {
-		return canonicalASCII(s)
+	if isASCII(id) {
+		return canonicalASCII(id)
 	}
+	return canonicalUnicode(id)
+}
+
+// canonicalUnicode is Canonical for UTF-8 input of any kind.
+func canonicalUnicode(s string) (string, error) {
 	s = norm.NFKC.String(s)
 	var b strings.Builder
 	b.Grow(len(s))

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 type vector struct {
@@ -354,5 +356,116 @@ func TestSealDeterministic(t *testing.T) {
 	}
 	if _, err := Open(key, a, []byte("record 2")); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("Open with another record's data = %v", err)
+	}
+}
+
+// TestCanonicalCollisions shows when two different identifiers get one
+// pseudonym: exactly when Canonical's documented rules (NFKC, lower case,
+// white space) make them one, and never otherwise. Each pair is checked
+// through Canonical and through the pseudonyms of a keyring.
+func TestCanonicalCollisions(t *testing.T) {
+	k := testKeyring(t)
+	d := MemberDomain("coop-a")
+	same := []struct{ a, b, rule string }{
+		{"Anna", "anna", "lower case"},
+		{"ANNA@COOP.EXAMPLE", "anna@coop.example", "lower case"},
+		{"\u0130", "i", "lower case (simple mapping of the dotted capital I)"},
+		{"  anna ", "anna", "white space trimmed"},
+		{"anna \t\n maria", "anna maria", "white space folded"},
+		{"anna\u00a0maria", "anna maria", "no-break space (NFKC, white space)"},
+		{"anna\u3000maria", "anna maria", "ideographic space (white space)"},
+		{"anna\u2028maria", "anna maria", "line separator (white space)"},
+		{"anna\u0085maria", "anna maria", "next line (white space)"},
+		{"ＡＮＮＡ", "anna", "full-width forms (NFKC)"},
+		{"e\u0301", "\u00e9", "decomposed accent (NFKC)"},
+		{"\ufb01le", "file", "ligature (NFKC)"},
+		{"\u212a", "k", "Kelvin sign (NFKC)"},
+		{"\u2126", "\u03c9", "Ohm sign (NFKC, lower case)"},
+		{"\u2460", "1", "circled digit (NFKC)"},
+	}
+	for _, p := range same {
+		ca, erra := Canonical(p.a)
+		cb, errb := Canonical(p.b)
+		if erra != nil || errb != nil || ca != cb {
+			t.Errorf("%q and %q (%s): canonical %q and %q (%v, %v); want one", p.a, p.b, p.rule, ca, cb, erra, errb)
+		}
+		pa, _ := k.Pseudonym(d, p.a)
+		pb, _ := k.Pseudonym(d, p.b)
+		if pa != pb || pa == "" {
+			t.Errorf("%q and %q (%s): pseudonyms %s and %s; want one", p.a, p.b, p.rule, pa, pb)
+		}
+	}
+	apart := []struct{ a, b, why string }{
+		{"anna\u200b", "anna", "zero-width space: a format character, not white space; NFKC keeps it"},
+		{"an\u00adna", "anna", "soft hyphen: kept by NFKC"},
+		{"anna\u200d", "anna", "zero-width joiner: kept by NFKC"},
+		{"anna\ufeff", "anna", "zero-width no-break space (BOM): kept by NFKC"},
+		{"anna\u180emaria", "anna maria", "Mongolian vowel separator: not white space since Unicode 6.3"},
+		{"anna\ufffd@coop.example", "anna@coop.example", "U+FFFD is a character"},
+		{"anna\ufffd", "anna?", "U+FFFD is not a question mark"},
+		{"\ufffd", "\ufffd\ufffd", "U+FFFD is not collapsed like white space"},
+		{"stra\u00dfe", "strasse", "case is mapped, not folded: ß stays"},
+		{"\u03c2", "\u03c3", "final sigma stays"},
+		{"\u0131", "i", "dotless i stays"},
+		{"anna maria", "annamaria", "inner white space is kept, as one space"},
+		{"anna.rossi", "annarossi", "punctuation is kept"},
+		{"anna\x00", "anna", "a NUL is a character"},
+	}
+	for _, p := range apart {
+		ca, erra := Canonical(p.a)
+		cb, errb := Canonical(p.b)
+		if erra != nil || errb != nil || ca == cb {
+			t.Errorf("%q and %q (%s): canonical %q and %q (%v, %v); want two", p.a, p.b, p.why, ca, cb, erra, errb)
+		}
+		pa, _ := k.Pseudonym(d, p.a)
+		pb, _ := k.Pseudonym(d, p.b)
+		if pa == pb {
+			t.Errorf("%q and %q (%s): one pseudonym %s; want two", p.a, p.b, p.why, pa)
+		}
+	}
+	// Bytes that are not UTF-8 are refused, never replaced: the two
+	// identifiers the tester found collapsing cannot be pseudonymised,
+	// and neither becomes "anna\ufffd@coop.example".
+	for _, id := range []string{"anna\xff@coop.example", "anna\xfe@coop.example", "anna\xc3", "\xed\xa0\x80"} {
+		if _, err := Canonical(id); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Canonical(%q) = %v; want ErrInvalid", id, err)
+		}
+		if p, err := k.Pseudonym(d, id); !errors.Is(err, ErrInvalid) || p != "" {
+			t.Errorf("Pseudonym(%q) = %s, %v; want ErrInvalid", id, p, err)
+		}
+	}
+}
+
+// TestCanonicalIdempotent checks, over every code point between two
+// letters, that a canonical form is its own canonical form: an identifier
+// and its canonical form never get two pseudonyms.
+func TestCanonicalIdempotent(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		c, err := Canonical("a" + string(r) + "b")
+		if err != nil {
+			t.Fatalf("Canonical(%U): %v", r, err)
+		}
+		if c2, err := Canonical(c); err != nil || c2 != c {
+			t.Errorf("%U: canonical %q, then %q (%v)", r, c, c2, err)
+		}
+	}
+}
+
+// TestCanonicalASCIIPath checks that the ASCII fast path gives what the
+// Unicode path gives, for every pair of ASCII characters in context.
+func TestCanonicalASCIIPath(t *testing.T) {
+	for a := 0; a < utf8.RuneSelf; a++ {
+		for b := 0; b < utf8.RuneSelf; b++ {
+			for _, s := range []string{string([]byte{byte(a), byte(b)}), " X" + string([]byte{byte(a), byte(b)}) + "y\t"} {
+				fa, erra := canonicalASCII(s)
+				fu, erru := canonicalUnicode(s)
+				if fa != fu || (erra == nil) != (erru == nil) {
+					t.Fatalf("%q: ASCII path %q, %v; Unicode path %q, %v", s, fa, erra, fu, erru)
+				}
+			}
+		}
 	}
 }
