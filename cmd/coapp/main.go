@@ -46,6 +46,7 @@ func commands() []command {
 	return []command{
 		{"node", "run a federation node", runNode},
 		{"keys", "create the federation's key file: keys init --out FILE", runKeys},
+		{"certs", "make a CA and certificates for mutual TLS: " + certsUsage, runCerts},
 		{"schemas", "list or register exchange schemas: schemas | schemas put FILE", runSchemas},
 		{"token", "create or revoke API tokens: token create --member M | token revoke ID", runToken},
 		{"consent", "give, renew, withdraw, list, check and verify consents: " + consentUsage, runConsent},
@@ -150,7 +151,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // subcommands are the commands whose first argument is a subcommand: -h
 // there asks for the command's usage.
-var subcommands = map[string]bool{"keys": true, "schemas": true, "consent": true, "token": true, "records": true, "ledger": true, "cluster": true, "subjects": true}
+var subcommands = map[string]bool{"keys": true, "schemas": true, "consent": true, "token": true, "records": true, "ledger": true, "cluster": true, "subjects": true, "certs": true}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: coapp <command> [flags]\n\ncommands:")
