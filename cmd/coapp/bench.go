@@ -52,8 +52,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *nodes != 1 && *nodes != 3 {
 		return usageError{"--nodes must be 1 or 3"}
 	}
-	if *records < 1 || *clients < 1 || *batch < 1 || *size < 64 {
-		return usageError{"--records, --clients and --batch must be positive, --size at least 64"}
+	if err := checkBench(*records, *clients, *batch, *size, *subjects); err != nil {
+		return err
+	}
+	if *target != "" {
+		if err := checkURL("target", *target); err != nil {
+			return err
+		}
 	}
 	dir, err := os.MkdirTemp("", "coapp-bench-")
 	if err != nil {
@@ -133,6 +138,28 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, " (%.2fx in CPU per record)", float64(fres.cpuPerRecord(n))/float64(res.cpuPerRecord(n)))
 	}
 	fmt.Fprintln(stdout)
+	return nil
+}
+
+// minRecordSize is the size of a bench record's JSON without its padding
+// (its id, type, subject, time and field names): the smallest --size.
+const minRecordSize = 150
+
+// checkBench refuses bench sizes that cannot work: a record smaller than
+// its JSON, or counts beyond what one run can hold.
+func checkBench(records, clients, batch, size, subjects int) error {
+	switch {
+	case records < 1 || records > 100_000_000:
+		return usageError{"--records must be from 1 to 100000000"}
+	case clients < 1 || clients > 10_000:
+		return usageError{"--clients must be from 1 to 10000"}
+	case batch < 1 || batch > 100_000:
+		return usageError{"--batch must be from 1 to 100000"}
+	case size < minRecordSize || size > 1<<20:
+		return usageError{fmt.Sprintf("--size must be from %d (a record's JSON without its padding) to 1048576 bytes", minRecordSize)}
+	case subjects < 0:
+		return usageError{"--subjects must not be negative (0: a new person per record)"}
+	}
 	return nil
 }
 
@@ -253,7 +280,8 @@ type benchBuf struct {
 func (l *loader) publish(ctx context.Context, i, n, size, subjects int) error {
 	b := l.bufs.Get().(*benchBuf)
 	defer l.bufs.Put(b)
-	b.pad = slices.Grow(b.pad[:0], (size-150)/2)[:(size-150)/2]
+	pad := max(0, (size-minRecordSize)/2)
+	b.pad = slices.Grow(b.pad[:0], pad)[:pad]
 	body := append(b.body[:0], `{"records":[`...)
 	now := time.Now().UTC()
 	ids := make([]uuid.UUID, n)

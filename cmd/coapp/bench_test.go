@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,21 @@ func TestBenchTarget(t *testing.T) {
 	t.Setenv("COAPP_TOKEN", "")
 	if _, err := runCLI(t, "bench", "--target", n.URL(), "--records", "10"); exitCode(err) != 2 {
 		t.Errorf("--target without a token: %v, want a usage error", err)
+	}
+}
+
+// TestBenchSmallestSize: the smallest --size the flag accepts works (it
+// panicked below 150 bytes when the flag allowed 64); smaller sizes are
+// usage errors (TestBadFlags).
+func TestBenchSmallestSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	out, err := runCLI(t, "bench", "--records", "40", "--clients", "2", "--batch", "4", "--size", strconv.Itoa(minRecordSize))
+	if err != nil {
+		t.Fatalf("coapp bench --size %d: %v\n%s", minRecordSize, err, out)
+	}
+	if !regexp.MustCompile(`coapp over HTTP +[1-9]\d* records/s`).MatchString(out) || !strings.Contains(out, "records of 150 bytes") {
+		t.Errorf("coapp bench --size %d printed:\n%s", minRecordSize, out)
 	}
 }

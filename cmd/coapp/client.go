@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 	"coapp.coop/ledger"
 )
@@ -51,15 +52,23 @@ func addClientFlags(f flags) clientFlags {
 
 // check refuses flag values that cannot work.
 func (cf clientFlags) check() error {
-	u, err := url.Parse(*cf.url)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usageError{fmt.Sprintf("--url %q: want http://HOST:PORT or https://HOST:PORT", *cf.url)}
+	if err := checkURL("url", *cf.url); err != nil {
+		return err
 	}
 	if *cf.timeout < 0 {
 		return usageError{"--timeout must not be negative (0: no limit)"}
 	}
 	if (*cf.cert == "") != (*cf.key == "") {
 		return usageError{"--tls-cert and --tls-key go together"}
+	}
+	return nil
+}
+
+// checkURL refuses a flag's value that is not a node's URL.
+func checkURL(flag, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageError{fmt.Sprintf("--%s %q: want http://HOST:PORT or https://HOST:PORT", flag, v)}
 	}
 	return nil
 }
@@ -148,6 +157,9 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *member == "" {
 			return usageError{"--member is required"}
 		}
+		if !api.ValidMember(*member) {
+			return usageError{fmt.Sprintf("--member %q: a member id is 1 to 64 characters of [a-z0-9._-]", *member)}
+		}
 		c, err := cf.client(ctx)
 		if err != nil {
 			return err
@@ -181,9 +193,13 @@ func runRecords(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(args) == 0 {
 		return usageError{`records publish FILE|- | records get ID`}
 	}
+	if args[0] != "publish" && args[0] != "get" {
+		return usageError{fmt.Sprintf("unknown records command %q: records publish FILE|- | records get ID", args[0])}
+	}
 	f := newFlags("records "+args[0], stderr)
 	cf := addClientFlags(f)
 	consistency := f.string("consistency", "", "stale, leader (default) or linearizable")
+	f.check(func() error { return checkConsistency(*consistency) })
 	if err := f.parse(args[1:], 1); err != nil {
 		return err
 	}

@@ -125,11 +125,14 @@ func runConsent(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			v := consent.Validity{From: time.Now().UTC()}
 			switch {
 			case *duration != "" && *until == "":
+				if end, err := consent.AddDuration(v.From, *duration); err != nil || !end.After(v.From) {
+					return usageError{fmt.Sprintf("--duration %q is not a positive ISO 8601 duration, such as P1Y", *duration)}
+				}
 				v.Duration = *duration
 			case *until != "" && *duration == "":
 				end, err := time.Parse(time.RFC3339, *until)
 				if err != nil {
-					return fmt.Errorf("--until %q is not an RFC 3339 time", *until)
+					return usageError{fmt.Sprintf("--until %q is not an RFC 3339 time", *until)}
 				}
 				v.Until = &end
 			default:

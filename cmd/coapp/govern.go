@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -69,6 +71,9 @@ var (
 		if err != nil {
 			return nil, usageError{"the proposal id must be a UUID"}
 		}
+		if !slices.Contains(api.Choices, args[1]) {
+			return nil, usageError{"vote PROPOSAL_ID yes|no|abstain"}
+		}
 		return c.Vote(ctx, id, args[1])
 	}))
 	runProposals = simple("proposals", 0, "proposals", noFlags(func(ctx context.Context, c *client.Client, _ []string) (any, error) {
@@ -82,6 +87,14 @@ var (
 	runShares = simple("shares", 1, "shares [--from D] [--to D] DATASET", func(f flags) action {
 		from := f.String("from", "", "records dated from (YYYY-MM-DD)")
 		to := f.String("to", "", "records dated before (YYYY-MM-DD)")
+		f.check(func() error {
+			for _, d := range []struct{ flag, v string }{{"from", *from}, {"to", *to}} {
+				if _, err := time.Parse(time.DateOnly, d.v); d.v != "" && err != nil {
+					return usageError{fmt.Sprintf("--%s %q: want a date, YYYY-MM-DD", d.flag, d.v)}
+				}
+			}
+			return nil
+		})
 		return func(ctx context.Context, c *client.Client, args []string) (any, error) {
 			return c.Shares(ctx, args[0], *from, *to)
 		}
@@ -112,6 +125,9 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if f.NArg() != 1 || *purpose == "" {
 		return usageError{"export --purpose P [--format csv] [--as-of I] [--out FILE] DATASET"}
+	}
+	if err := (&api.ExportRequest{Purpose: *purpose, Format: *format}).Validate(); err != nil {
+		return usageError{"--format must be jsonl or csv"}
 	}
 	cf.stream = true
 	c, err := cf.client(ctx)

@@ -124,6 +124,9 @@ func runMemberKey(args []string, stdout, stderr io.Writer) error {
 	if *member == "" || *dir == "" {
 		return usageError{"keys member --member M --dir DIR [--passphrase-file FILE]"}
 	}
+	if !api.ValidMember(*member) {
+		return usageError{fmt.Sprintf("--member %q: a member id is 1 to 64 characters of [a-z0-9._-]", *member)}
+	}
 	passphrase, err := readPassphrase(*pass)
 	if err != nil {
 		return err

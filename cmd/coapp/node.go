@@ -4,14 +4,18 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"coapp.coop/coapp"
+	"coapp.coop/coapp/api"
 	"coapp.coop/ledger"
 )
 
@@ -65,6 +69,28 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *snapThreshold < 1 || *trailing < 0 {
 		return usageError{"--snapshot-threshold must be positive and --trailing-logs not negative"}
 	}
+	if *maxBody < 0 {
+		return usageError{"--max-body must not be negative (0: the default, 4 MiB)"}
+	}
+	for _, a := range []struct{ flag, addr string }{{"http", *httpAddr}, {"raft", *raftAddr}, {"http-advertise", *httpAdv}, {"raft-advertise", *raftAdv}} {
+		if a.addr == "" && strings.HasSuffix(a.flag, "-advertise") {
+			continue
+		}
+		if err := checkHostPort(a.addr); err != nil {
+			return usageError{fmt.Sprintf("--%s %q: want HOST:PORT (%v)", a.flag, a.addr, err)}
+		}
+	}
+	if *join != "" {
+		if *bootstrap {
+			return usageError{"--bootstrap starts a new federation, --join joins one: not both"}
+		}
+		if err := checkURL("join", *join); err != nil {
+			return err
+		}
+	}
+	if *bootstrap && !api.ValidMember(*member) {
+		return usageError{fmt.Sprintf("--member %q: a member id is 1 to 64 characters of [a-z0-9._-]", *member)}
+	}
 	tune := func(c *ledger.Config) {
 		c.HeartbeatTimeout, c.ElectionTimeout = electionTimeout, electionTimeout
 		c.LeaderLeaseTimeout = electionTimeout / 2
@@ -81,6 +107,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{"--quorum must be a number, such as 0.5"}
 	}
 	rules.Lifetime = *lifetime
+	if *lifetime == "" {
+		return usageError{"--proposal-lifetime must be an ISO 8601 duration, such as P14D"}
+	}
 	for _, spec := range strings.Split(*committees, ";") {
 		if spec = strings.TrimSpace(spec); spec == "" {
 			continue
@@ -91,6 +120,25 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usageError{`--committees: each committee is NAME=MEMBER,MEMBER:POWER,POWER`}
 		}
 		rules.Committees = append(rules.Committees, coapp.Committee{Name: name, Members: strings.Split(members, ","), Powers: strings.Split(powers, ",")})
+	}
+	if rules.Majority == 0 || rules.Quorum == 0 { // not the API's "default"
+		return usageError{"--majority must be from 0.5 to below 1, --quorum above 0 and at most 1"}
+	}
+	if err := rules.WithDefaults().Validate(); err != nil {
+		var ve *api.ValidationError
+		if errors.As(err, &ve) {
+			flag := "--committees"
+			switch ve.Field {
+			case "rules.majority":
+				flag = "--majority"
+			case "rules.quorum":
+				flag = "--quorum"
+			case "rules.lifetime":
+				flag = "--proposal-lifetime"
+			}
+			return usageError{fmt.Sprintf("%s: %s (%s)", flag, ve.Reason, ve.Field)}
+		}
+		return usageError{err.Error()}
 	}
 	var foundingMembers []string
 	foundingKeys := map[string]ed25519.PublicKey{}
@@ -106,6 +154,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return usageError{fmt.Sprintf("--founding-members: %s's key is not a base64 Ed25519 public key", m)}
 			}
 			foundingKeys[m] = pub
+		}
+		if !api.ValidMember(m) {
+			return usageError{fmt.Sprintf("--founding-members: %q is not a member id (1 to 64 characters of [a-z0-9._-])", m)}
 		}
 	}
 
@@ -155,6 +206,19 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelClose()
 	return n.Close(closeCtx)
+}
+
+// checkHostPort refuses an address that is not HOST:PORT with a port
+// number (HOST may be empty, for every interface).
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("the port must be a number from 0 to 65535")
+	}
+	return nil
 }
 
 // nodeLogger returns the node's logger: records of level and above, to w,
