@@ -185,7 +185,7 @@ func TestConsentOverTheAPI(t *testing.T) {
 		"unknown purpose": {func() error {
 			_, err := coopA.GiveConsent(ctx, consentRequest(anna, "dpv:Snooping"))
 			return err
-		}, 400, "unknown_purpose", "consent.purposes[0]"},
+		}, 400, "unknown_purpose", "purposes[0]"},
 		"until before from": {func() error { _, err := coopA.GiveConsent(ctx, badUntil); return err }, 400, "invalid", "validity.until"},
 		"unknown field": {func() error {
 			status, code := postRaw(t, n.URL()+"/v1/consents", token, map[string]any{"subject": anna, "purposes": []string{"dpv:Marketing"}, "colour": "red"})

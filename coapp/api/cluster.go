@@ -46,10 +46,11 @@ type TokenRequest struct {
 	Admin  bool   `json:"admin"`
 }
 
-// Validate checks the member.
+// Validate checks the member: a member id, as the genesis and proposals
+// take them.
 func (r *TokenRequest) Validate() error {
-	if r.Member == "" || len(r.Member) > 64 {
-		return Invalid("member", "required, at most 64 characters")
+	if !ValidMember(r.Member) {
+		return Invalid("member", "a member id: 1 to 64 characters of [a-z0-9._-], starting with a letter or digit")
 	}
 	return nil
 }

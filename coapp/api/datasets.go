@@ -152,8 +152,11 @@ type ExportRequest struct {
 	AsOf    uint64 `json:"as_of,omitempty"`
 }
 
-// Validate checks the format.
+// Validate checks the request's shape: a purpose, a format.
 func (r *ExportRequest) Validate() error {
+	if r.Purpose == "" {
+		return Invalid("purpose", "required: the purpose of a grant you hold")
+	}
 	if r.Format != "" && r.Format != "jsonl" && r.Format != "csv" {
 		return Invalid("format", "jsonl or csv")
 	}
@@ -230,6 +233,9 @@ type AggregateRequest struct {
 
 // Validate checks a request against the dataset it asks about.
 func (req *AggregateRequest) Validate(d *DatasetInfo) error {
+	if req.Purpose == "" {
+		return Invalid("purpose", "required: the purpose of a grant you hold")
+	}
 	fields := map[string]bool{}
 	for _, t := range d.Types {
 		for _, f := range t.Fields {

@@ -156,6 +156,38 @@ func (p *Proposal) Validate() error {
 	return nil
 }
 
+// ValidateRequest checks a new proposal as the API documents it: Validate,
+// which every replica applies to the proposals in the log (and which for
+// that reason does not grow stricter: replicas of two versions would
+// decide differently on an entry written before), then what Validate lets
+// through, such as a transform's width or keep below zero on a drop.
+func (p *Proposal) ValidateRequest() error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if p.Dataset == nil {
+		return nil
+	}
+	for i, t := range p.Dataset.Types {
+		names := make([]string, 0, len(t.Transforms))
+		for name := range t.Transforms {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			tr := t.Transforms[name]
+			at := fmt.Sprintf("dataset.types[%d].transforms.%s", i, name)
+			switch {
+			case tr.Width < 0 || math.IsNaN(tr.Width) || math.IsInf(tr.Width, 0):
+				return Invalid(at+".width", "above 0")
+			case tr.Keep < 0:
+				return Invalid(at+".keep", "1 or more")
+			}
+		}
+	}
+	return nil
+}
+
 // Vote choices.
 var Choices = []string{"yes", "no", "abstain"}
 

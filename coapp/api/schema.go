@@ -2,7 +2,9 @@ package api
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 )
 
 // Schema describes one type of exchange record: its fields, how each is
@@ -116,6 +118,19 @@ func (s *Schema) Field(name string) *Field {
 // enum.
 func (f *Field) checkPolicy(at string) error {
 	p := f.Policy
+	// The policy's parameters as the API documents them, whatever the
+	// action: a value out of its range is refused even where the action
+	// does not use it.
+	switch {
+	case p.Domain != "" && p.Domain != "member" && p.Domain != "federation":
+		return Invalid(at+".policy.domain", "must be member or federation")
+	case p.Unit != "" && !slices.Contains(Units, p.Unit):
+		return Invalid(at+".policy.unit", "must be day, week, month or year")
+	case p.Width < 0 || math.IsNaN(p.Width) || math.IsInf(p.Width, 0):
+		return Invalid(at+".policy.width", "must be positive")
+	case p.Keep < 0:
+		return Invalid(at+".policy.keep", "must not be negative")
+	}
 	switch f.Class {
 	case "direct":
 		if p.Action != "drop" && p.Action != "pseudonymise" {

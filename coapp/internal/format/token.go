@@ -37,3 +37,17 @@ func SplitToken(token string) (id, secret string, ok bool) {
 	}
 	return id, secret, true
 }
+
+// ValidTokenID reports whether id is a token id as NewToken makes them:
+// 16 lower-case hex digits.
+func ValidTokenID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

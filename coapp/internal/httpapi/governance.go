@@ -153,6 +153,9 @@ func (a *API) shares(w http.ResponseWriter, r *http.Request, c api.Caller) error
 			*q.dst = t
 		}
 	}
+	if !from.IsZero() && !to.IsZero() && to.Before(from) {
+		return api.Invalid("to", "not before from")
+	}
 	if err := a.viewRead(r, c); err != nil {
 		return err
 	}

@@ -127,6 +127,9 @@ func (a *API) inclusion(w http.ResponseWriter, r *http.Request, _ api.Caller) er
 	if err != nil {
 		return err
 	}
+	if size == 0 {
+		return api.Invalid("size", "1 or more: a proof is of a leaf in a tree of size entries")
+	}
 	if index >= size {
 		return api.Invalid("index", "must be below size")
 	}

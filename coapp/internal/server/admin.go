@@ -142,6 +142,9 @@ func (s *Service) RevokeToken(ctx context.Context, c api.Caller, id string) erro
 }
 
 func (s *Service) revokeToken(ctx context.Context, c api.Caller, id string) error {
+	if !format.ValidTokenID(id) {
+		return api.Invalid("id", "a token id: 16 lower-case hex digits")
+	}
 	if !s.IsLeader() {
 		l, err := s.leader(c)
 		if err != nil {

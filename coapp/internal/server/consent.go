@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -141,7 +142,21 @@ func (s *Service) giveConsent(ctx context.Context, c api.Caller, req api.Consent
 	if err != nil {
 		return api.ConsentReceipt{}, err
 	}
-	return s.signAndSubmit(ctx, c, e)
+	rc, err := s.signAndSubmit(ctx, c, e)
+	return rc, requestField(err)
+}
+
+// requestField renames the field of a consent error about the record a
+// ConsentRequest makes ("consent.purposes[0]") to the request's own
+// ("purposes[0]").
+func requestField(err error) error {
+	var ce *consent.Error
+	if errors.As(err, &ce) && strings.HasPrefix(ce.Field, "consent.") {
+		out := *ce
+		out.Field = strings.TrimPrefix(ce.Field, "consent.")
+		return &out
+	}
+	return err
 }
 
 // ChangeConsent renews, withdraws, revokes or expires (action) a consent
@@ -203,6 +218,11 @@ func (s *Service) submitEvent(ctx context.Context, c api.Caller, sub api.SignedE
 		sg, e, err = consent.Decode(sub.Payload, v)
 		return err
 	})
+	if ce := (*consent.Error)(nil); errors.As(err, &ce) && ce.Field == "" {
+		out := *ce
+		out.Field = "payload" // not a signed event at all
+		return api.ConsentReceipt{}, &out
+	}
 	if err != nil {
 		return api.ConsentReceipt{}, err
 	}
@@ -299,6 +319,15 @@ func (s *Service) CheckConsent(c api.Caller, req api.CheckRequest) (consent.Deci
 	p, err := s.SubjectPseudonym(c.Member, req.Subject)
 	if err != nil {
 		return consent.Decision{}, err
+	}
+	switch {
+	case req.Purpose == "":
+		return consent.Decision{}, api.Invalid("purpose", "required")
+	case req.Category != "" && !api.ValidTerm(req.Category):
+		return consent.Decision{}, api.Invalid("category", "a data category such as pd:Purchase")
+	}
+	if applied := s.state.Applied(); req.AsOf > 0 && req.AsOf != consent.Latest && req.AsOf >= applied {
+		return consent.Decision{}, api.Invalid("as_of", "at most the latest applied index, %d", max(applied, 1)-1)
 	}
 	err = s.state.WithVocabulary(func(v *consent.Vocabulary) error {
 		if _, ok := v.Lookup(req.Purpose); !ok {

@@ -133,6 +133,9 @@ func (s *Service) propose(ctx context.Context, c api.Caller, p api.Proposal) (ap
 	if p.At.IsZero() {
 		p.At = time.Now().UTC()
 	}
+	if err := p.ValidateRequest(); err != nil {
+		return api.ProposalStatus{}, err
+	}
 	s.AwaitView(ctx)
 	if err := s.state.CheckProposal(c.Member, &p); err != nil {
 		return api.ProposalStatus{}, err
