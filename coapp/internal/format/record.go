@@ -223,3 +223,16 @@ func RecordADv2(e entry.Entry, p *RecordPayload) []byte {
 	b = binary.AppendUvarint(b, uint64(len(p.Subject)))
 	return append(b, p.Subject...)
 }
+
+// ConsentSubjectField is a sealed field of the records whose schema puts
+// the subject in the federation's domain (subject_domain "federation"):
+// the subject's pseudonym in the domain of the member that published the
+// record, as a JSON string. A person consents to a member under that
+// pseudonym (consent records are pseudonymised in the member's domain),
+// and the federation pseudonym cannot be mapped back to it without the
+// identifier; so the node that seals the record, which has the
+// identifier, writes it in the record's box. Sealed with the fields, it
+// is shredded with them on erasure; no schema field can have its name
+// (field names start with a letter), so no export or aggregate releases
+// it, and the right of access does not show it.
+const ConsentSubjectField = "@consent_subject"

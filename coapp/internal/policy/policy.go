@@ -96,6 +96,16 @@ func (t *Transformer) Prepare(r *api.Record, s *api.Schema) (Prepared, error) {
 	if err != nil {
 		return Prepared{}, api.Invalid("subject", "cannot be pseudonymised: %v", err)
 	}
+	if s.SubjectDomain == "federation" {
+		// The person consents to this member under their pseudonym in
+		// the member's domain: seal it with the fields, for exports to
+		// decide consent by (format.ConsentSubjectField).
+		own, err := t.pseudonym(pseudonym.MemberDomain(t.member), r.Subject)
+		if err != nil {
+			return Prepared{}, api.Invalid("subject", "cannot be pseudonymised: %v", err)
+		}
+		fields[format.ConsentSubjectField] = format.QuoteJSON(string(own))
+	}
 	return Prepared{
 		entry:   entry.Entry{ID: r.ID, Kind: format.KindRecord, Author: t.member, Time: r.Time.UTC()},
 		payload: format.RecordPayload{Type: r.Type, Version: s.Version, Subject: subject},

@@ -175,14 +175,17 @@ func Shares(v *ledger.View, p *Plan, keys Keys, from, to time.Time) (api.SharesR
 }
 
 // Included reports whether an export as planned released a record of
-// subject: whether one of its groups reached k people.
+// subject (a pseudonym in a member's domain, as the member's consents name
+// the person): whether one of its groups reached k people. A record in the
+// federation's domain is the person's when its consent was decided under
+// subject (see Scan).
 func Included(v *ledger.View, p *Plan, keys Keys, subject pseudonym.Pseudonym) (bool, error) {
 	groups := KGroups{}
 	var mine []string
 	var st Stats
-	err := Scan(v, p, keys, &st, func(_ *Row, s pseudonym.Pseudonym, g string) error {
+	err := scan(v, p, keys, &st, func(_ *Row, s, consentSubject pseudonym.Pseudonym, g string) error {
 		groups.Add(g, s, p.d.K)
-		if s == subject {
+		if consentSubject == subject {
 			mine = append(mine, g)
 		}
 		return nil

@@ -36,7 +36,30 @@ type Row struct {
 // as the dataset exports them, subject pseudonymised in the dataset's
 // domain, with its quasi-identifier group. fn also gets the subject's
 // ledger-level pseudonym, to count people; it never leaves the node.
+//
+// Consent is the person's to the member that published the record, as
+// that member recorded it: under their pseudonym in the member's domain.
+// A record whose schema puts the subject in the member's domain carries
+// that pseudonym as its subject. A record in the federation's domain
+// (subject_domain "federation") carries the federation pseudonym, which
+// is the same for every member's records about the person and cannot be
+// mapped back to the member's; its sealed fields carry the member-domain
+// pseudonym (format.ConsentSubjectField), and consent is decided under
+// it, once the record is opened: such a record is released when its
+// person consented to the member that published it, exactly as a
+// member-domain record is, never on a consent given to another member. A
+// federation-domain record sealed without it (before it was written) is
+// never released, and is counted with those without consent; one whose
+// key is destroyed is counted erased, as its consent cannot be read.
 func Scan(v *ledger.View, p *Plan, keys Keys, st *Stats, fn func(r *Row, ledgerSubject pseudonym.Pseudonym, group string) error) error {
+	return scan(v, p, keys, st, func(r *Row, ledgerSubject, _ pseudonym.Pseudonym, group string) error {
+		return fn(r, ledgerSubject, group)
+	})
+}
+
+// scan is Scan, whose fn also gets the pseudonym the subject's consent
+// was decided under: theirs in the publishing member's domain.
+func scan(v *ledger.View, p *Plan, keys Keys, st *Stats, fn func(r *Row, ledgerSubject, consentSubject pseudonym.Pseudonym, group string) error) error {
 	dsDomain := pseudonym.DatasetDomain(p.d.Name)
 	// Per-scan caches, bounded so that memory stays flat however large
 	// the dataset: a subject's data key (or erasure) and dataset
@@ -51,6 +74,10 @@ func Scan(v *ledger.View, p *Plan, keys Keys, st *Stats, fn func(r *Row, ledgerS
 		// unreadable: the subject's key does not unwrap
 		unreadable bool
 		ds         string
+		// For records in the federation's domain: the last consent
+		// subject read from a record's box, and its decision.
+		link        string
+		linkAllowed bool
 	}
 	const cacheMax = 1 << 16
 	// Subjects by their pseudonym as stored: binary payloads' bytes (the
@@ -99,15 +126,15 @@ func Scan(v *ledger.View, p *Plan, keys Keys, st *Stats, fn func(r *Row, ledgerS
 			st.Retained++
 			continue
 		}
+		schema := pt.schema[head.Version]
+		federated := schema.SubjectDomain == "federation"
 		if ss == nil || ss.author != e.Author {
 			// A subject's consent, as of the plan's index and time, is
-			// the same for every record of theirs from one member.
+			// the same for every record of theirs from one member. (A
+			// federation pseudonym is never a member's: its consent is
+			// read from each record, below.)
 			ss = &subjectState{subject: head.Subject, author: e.Author, legacy: legacy}
-			d := p.state.Decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.at, p.asOf)
-			ss.allowed = d.Allowed
-			if ss.allowed && p.consentAt > p.asOf {
-				ss.allowed = p.state.Decide(string(head.Subject), e.Author, p.d.Category, p.purpose, p.consentTime, p.consentAt).Allowed
-			}
+			ss.allowed = !federated && p.allowed(string(head.Subject), e.Author)
 			dk, err := keys.DataKey(v, head.Subject, legacy)
 			switch {
 			case errors.Is(err, api.ErrErased):
@@ -132,7 +159,7 @@ func Scan(v *ledger.View, p *Plan, keys Keys, st *Stats, fn func(r *Row, ledgerS
 			}
 			cache[key] = ss
 		}
-		if !ss.allowed {
+		if !federated && !ss.allowed {
 			st.NoConsent++
 			continue
 		}
@@ -151,7 +178,22 @@ func Scan(v *ledger.View, p *Plan, keys Keys, st *Stats, fn func(r *Row, ledgerS
 		if err != nil {
 			return err
 		}
-		schema := pt.schema[head.Version]
+		consentSubject := head.Subject
+		if federated {
+			link, ok := format.JSONString(fields[format.ConsentSubjectField])
+			if !ok {
+				st.NoConsent++ // sealed before records carried it
+				continue
+			}
+			if link != ss.link {
+				ss.link, ss.linkAllowed = link, p.allowed(link, e.Author)
+			}
+			if !ss.linkAllowed {
+				st.NoConsent++
+				continue
+			}
+			consentSubject = pseudonym.Pseudonym(link)
+		}
 		row := &Row{Subject: ss.ds, Member: e.Author, Type: head.Type, Date: e.Time.UTC().Format(api.DateLayout), Fields: make(map[string]json.RawMessage, len(pt.dt.Fields))}
 		for _, f := range pt.dt.Fields {
 			raw, ok := fields[f]
@@ -191,11 +233,21 @@ func Scan(v *ledger.View, p *Plan, keys Keys, st *Stats, fn func(r *Row, ledgerS
 			group.WriteByte(0)
 			group.Write(row.Fields[q])
 		}
-		if err := fn(row, head.Subject, group.String()); err != nil {
+		if err := fn(row, head.Subject, consentSubject, group.String()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// allowed decides whether the subject (a pseudonym in member's domain)
+// consented to member, both tiers, at the plan's index and time, and at
+// its later consent index when it has one.
+func (p *Plan) allowed(subject, member string) bool {
+	if !p.state.Decide(subject, member, p.d.Category, p.purpose, p.at, p.asOf).Allowed {
+		return false
+	}
+	return p.consentAt <= p.asOf || p.state.Decide(subject, member, p.d.Category, p.purpose, p.consentTime, p.consentAt).Allowed
 }
 
 // applyTransform applies a dataset's transform to a stored value.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -361,7 +362,17 @@ func (s *Service) checkSealed(ctx context.Context, b *batchSubmission) error {
 		if err != nil {
 			return api.Invalid(at+".payload", "a box that does not open under its subject's key")
 		}
-		for f := range fields {
+		for f, raw := range fields {
+			if f == format.ConsentSubjectField {
+				// The subject's pseudonym in the member's domain, for a
+				// record in the federation's: its consent is decided
+				// under it. Absent from a record sealed before it was
+				// written (such a record is never exported).
+				if ps, ok := format.JSONString(raw); sc.SubjectDomain != "federation" || !ok || !isPseudonym(ps) {
+					return api.Invalid(at+".payload", "a consent subject that is not the pseudonym of a record in the federation's domain")
+				}
+				continue
+			}
 			if fd := sc.Field(f); fd == nil || fd.Policy.Action == "drop" {
 				return api.Invalid(at+".payload", "a field %q that its schema does not keep", f)
 			}
@@ -371,6 +382,18 @@ func (s *Service) checkSealed(ctx context.Context, b *batchSubmission) error {
 		return api.Invalid("keys", "names a key that no record is sealed under")
 	}
 	return nil
+}
+
+// isPseudonym reports whether s is a pseudonym as package pseudonym makes
+// them, in the form the binary payload stores.
+func isPseudonym(s string) bool {
+	p := pseudonym.Pseudonym(s)
+	if _, err := p.KeyVersion(); err != nil {
+		return false
+	}
+	bp := format.AppendPseudonym(nil, p)
+	kv, _ := binary.Uvarint(bp)
+	return kv != 0
 }
 
 // checkBatchSignature verifies a batch signature under pub, member's key

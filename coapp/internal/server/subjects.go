@@ -99,6 +99,7 @@ func (s *Service) access(ctx context.Context, c api.Caller, subject string) (api
 			case err != nil:
 				return err
 			default:
+				delete(fields, format.ConsentSubjectField) // no field of the record's
 				sr.Fields = fields
 			}
 			rep.Records = append(rep.Records, sr)
