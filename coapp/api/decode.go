@@ -185,6 +185,7 @@ type pathFrame struct {
 	wantKey bool   // an object's next string is a key
 	key     string // an object's current key
 	index   int    // an array's current element
+	done    bool   // the current member's or element's value ended
 }
 
 const maxPathKey = 128
@@ -210,6 +211,7 @@ func (p *pathScanner) step(c byte) bool {
 	case '}', ']':
 		if n > 0 {
 			p.frames = p.frames[:n-1]
+			p.valueEnded()
 		}
 	case ',':
 		if n > 0 {
@@ -218,6 +220,7 @@ func (p *pathScanner) step(c byte) bool {
 			} else {
 				f.index++
 			}
+			p.frames[n-1].done = false
 		}
 	case ':':
 		if n > 0 {
@@ -264,11 +267,21 @@ func (p *pathScanner) stepString(c byte) bool {
 		if p.inKey {
 			p.inKey = false
 			p.frames[len(p.frames)-1].key = string(p.key)
+		} else {
+			p.valueEnded()
 		}
 	default:
 		p.keyByte(c)
 	}
 	return true
+}
+
+// valueEnded marks the value of the innermost container's current member
+// or element as ended: what follows is between two of them.
+func (p *pathScanner) valueEnded() {
+	if n := len(p.frames); n > 0 {
+		p.frames[n-1].done = true
+	}
 }
 
 func (p *pathScanner) keyByte(c byte) {
@@ -294,17 +307,17 @@ func unhex(c byte) byte {
 func (p *pathScanner) field() string {
 	var b strings.Builder
 	for _, f := range p.frames {
-		if !f.object {
+		switch {
+		case f.done, f.object && (f.wantKey || f.key == ""):
+			return b.String() // between members or elements, or in a key
+		case !f.object:
 			b.WriteString("[" + strconv.Itoa(f.index) + "]")
-			continue
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
 		}
-		if f.wantKey || f.key == "" {
-			break // between fields, or in a key
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(f.key)
 	}
 	return b.String()
 }

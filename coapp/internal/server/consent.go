@@ -50,6 +50,11 @@ func (s *Service) giveEvent(member string, req *api.ConsentRequest) (*consent.Ev
 	}
 	by := req.By
 	switch rec.Tier {
+	case consent.TierSubject, consent.TierMember:
+	default:
+		return nil, api.Invalid("tier", "subject or member")
+	}
+	switch rec.Tier {
 	case consent.TierSubject:
 		p, err := s.SubjectPseudonym(member, req.Subject)
 		if err != nil {
