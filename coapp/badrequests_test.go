@@ -514,3 +514,78 @@ func send(t *testing.T, method, url, token, body string) (int, []byte) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }
+
+// TestBadBatchWritesNothing sends batches with one bad record among good
+// ones, through a follower (which seals and signs there, then hands the
+// batch to the leader) and to the leader, as a member whose key is in the
+// ledger and as one publishing for the first time (whose key would enter
+// the ledger with its batch): none writes anything, not the good records,
+// not the batch's signature, not the member's key. A record whose id the
+// ledger holds with other content is found only by the leader's append;
+// the whole batch fails with it.
+func TestBadBatchWritesNothing(t *testing.T) {
+	n, admin := bootstrapNode(t)
+	ctx := testCtx(t)
+	c := client.New(n.URL(), admin)
+	existing := record(1)
+	if _, err := c.Publish(ctx, []client.Record{existing}); err != nil {
+		t.Fatal(err)
+	}
+	f := joinNode(t, "n1", n, admin, false)
+	newcomer, err := c.CreateToken(ctx, "coop-b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conflicting := strings.Replace(recordJSON(existing), `"amount":10`, `"amount":11`, 1)
+	batches := []struct {
+		name, body string
+		status     int
+		field      string
+	}{
+		{"third not UTF-8", records(goodRecord(), goodRecord(), recordWith(`"anna@coop.example"`, "\"anna\xff@coop.example\"")), 400, "records[2].subject"},
+		{"second version 0", records(goodRecord(), recordWith(`"type":`, `"version":0,"type":`), goodRecord()), 400, "records[1].version"},
+		{"second of no schema", records(goodRecord(), recordWith(`"purchase"`, `"harvest"`)), 400, "records[1].type"},
+		{"second out of range", records(goodRecord(), recordWith(`"amount":3`, `"amount":-1`)), 400, "records[1].fields.amount"},
+		{"second an id in the ledger with other content", records(goodRecord(), conflicting, goodRecord()), 409, "id"},
+	}
+	size := func() uint64 {
+		t.Helper()
+		li, err := c.Ledger(ctx, "leader")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return li.Size
+	}
+	for _, via := range []struct {
+		name string
+		node *Node
+	}{{"leader", n}, {"follower", f}} {
+		for _, who := range []struct{ name, token string }{{"coop-a", admin}, {"coop-b, first batch", newcomer.Token}} {
+			for _, b := range batches {
+				t.Run(via.name+"/"+who.name+"/"+b.name, func(t *testing.T) {
+					before := size()
+					status, body := send(t, "POST", via.node.URL()+"/v1/records", who.token, b.body)
+					var eb api.ErrorBody
+					if err := json.Unmarshal(body, &eb); err != nil || status != b.status || eb.Error.Field != b.field {
+						t.Errorf("status %d, %s; want %d on %s", status, body, b.status, b.field)
+					}
+					if after := size(); after != before {
+						t.Errorf("the ledger grew from %d to %d entries", before, after)
+					}
+				})
+			}
+		}
+	}
+	// coop-b's key is still not in the ledger; its good batch brings it.
+	if _, err := c.MemberKey(ctx, "coop-b"); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("coop-b's key after refused batches: %v, want 404", err)
+	}
+	before := size()
+	status, body := send(t, "POST", f.URL()+"/v1/records", newcomer.Token, records(goodRecord(), goodRecord()))
+	if status != http.StatusOK {
+		t.Fatalf("a good batch through the follower: %d %s", status, body)
+	}
+	if after := size(); after != before+4 { // coop-b's key, the signature, two records
+		t.Errorf("a good batch: the ledger went from %d to %d entries, want %d", before, after, before+4)
+	}
+}
