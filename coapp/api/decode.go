@@ -26,7 +26,8 @@ import (
 // decoding there: encoding/json would replace it with U+FFFD, so that two
 // different identifiers ("anna\xff" and "anna\xfe") would become one. The
 // error names the field the bytes are in ("records[0].subject"), or
-// "body".
+// "body". A body that is not UTF-8 is refused as such whatever else is
+// wrong with it (when the JSON fails first, the rest is read to know).
 //
 // Unknown fields, trailing data, wrong types and values that a field's
 // type refuses (a UUID, a time, base64) are *ValidationErrors naming the
@@ -64,6 +65,13 @@ func decode(sr *scanReader, v any, body func() []byte) error {
 		} else if _, terr := dec.Token(); terr != io.EOF {
 			trailing = true
 		}
+	}
+	if (err != nil || trailing) && !sr.lenient && !sr.bad && sr.err == nil {
+		// The decoder stopped before the end: read the rest through the
+		// check, so that a body that is not UTF-8 is refused as such
+		// whatever else is wrong with it, however its reads fall.
+		sr.keep = false
+		_, _ = io.Copy(io.Discard, sr)
 	}
 	switch {
 	case sr.bad:
@@ -126,7 +134,18 @@ func (s *scanReader) Read(p []byte) (int, error) {
 // scan checks b, which follows what was scanned before, and returns the
 // index in b of the first byte of a sequence that is not UTF-8, or -1.
 func (s *scanReader) scan(b []byte) int {
-	for i, c := range b {
+	for i := 0; i < len(b); i++ {
+		if s.npending == 0 && s.path.plainString() {
+			// The plain ASCII characters of a string value change
+			// nothing: skip them.
+			for i < len(b) && b[i] < utf8.RuneSelf && b[i] != '"' && b[i] != '\\' {
+				i++
+			}
+			if i == len(b) {
+				break
+			}
+		}
+		c := b[i]
 		if s.npending == 0 && c < utf8.RuneSelf {
 			if !s.path.step(c) {
 				s.fail("not valid Unicode: a \\u escape of half a surrogate pair")
@@ -172,7 +191,6 @@ type pathScanner struct {
 	inStr  bool
 	esc    bool
 	inKey  bool
-	key    []byte
 	// a \u escape: its hex digits left, its value so far, and whether
 	// the previous one was the high half of a surrogate pair
 	hexLeft       int
@@ -183,7 +201,7 @@ type pathScanner struct {
 type pathFrame struct {
 	object  bool
 	wantKey bool   // an object's next string is a key
-	key     string // an object's current key
+	key     []byte // an object's current key (its buffer is kept for the next)
 	index   int    // an array's current element
 	done    bool   // the current member's or element's value ended
 }
@@ -202,12 +220,13 @@ func (p *pathScanner) step(c byte) bool {
 	case '"':
 		p.inStr = true
 		if n > 0 && p.frames[n-1].object && p.frames[n-1].wantKey {
-			p.inKey, p.key = true, p.key[:0]
+			p.inKey = true
+			p.frames[n-1].key = p.frames[n-1].key[:0]
 		}
 	case '{':
-		p.frames = append(p.frames, pathFrame{object: true, wantKey: true})
+		p.push(true)
 	case '[':
-		p.frames = append(p.frames, pathFrame{})
+		p.push(false)
 	case '}', ']':
 		if n > 0 {
 			p.frames = p.frames[:n-1]
@@ -216,7 +235,7 @@ func (p *pathScanner) step(c byte) bool {
 	case ',':
 		if n > 0 {
 			if f := &p.frames[n-1]; f.object {
-				f.wantKey, f.key = true, ""
+				f.wantKey, f.key = true, f.key[:0]
 			} else {
 				f.index++
 			}
@@ -266,7 +285,6 @@ func (p *pathScanner) stepString(c byte) bool {
 		p.inStr = false
 		if p.inKey {
 			p.inKey = false
-			p.frames[len(p.frames)-1].key = string(p.key)
 		} else {
 			p.valueEnded()
 		}
@@ -285,9 +303,31 @@ func (p *pathScanner) valueEnded() {
 }
 
 func (p *pathScanner) keyByte(c byte) {
-	if p.inKey && len(p.key) < maxPathKey {
-		p.key = append(p.key, c)
+	if !p.inKey {
+		return
 	}
+	if f := &p.frames[len(p.frames)-1]; len(f.key) < maxPathKey {
+		f.key = append(f.key, c)
+	}
+}
+
+// push opens an object or an array, reusing the key buffer of a frame
+// that was closed.
+func (p *pathScanner) push(object bool) {
+	n := len(p.frames)
+	if n < cap(p.frames) {
+		p.frames = p.frames[:n+1]
+		p.frames[n] = pathFrame{object: object, wantKey: object, key: p.frames[n].key[:0]}
+		return
+	}
+	p.frames = append(p.frames, pathFrame{object: object, wantKey: object})
+}
+
+// plainString reports whether the scanner is in a string value, past any
+// escape: where ASCII characters other than a quote or a backslash change
+// nothing.
+func (p *pathScanner) plainString() bool {
+	return p.inStr && !p.inKey && !p.esc && p.hexLeft == 0 && !p.highSurrogate
 }
 
 func unhex(c byte) byte {
@@ -308,7 +348,7 @@ func (p *pathScanner) field() string {
 	var b strings.Builder
 	for _, f := range p.frames {
 		switch {
-		case f.done, f.object && (f.wantKey || f.key == ""):
+		case f.done, f.object && (f.wantKey || len(f.key) == 0):
 			return b.String() // between members or elements, or in a key
 		case !f.object:
 			b.WriteString("[" + strconv.Itoa(f.index) + "]")
@@ -316,7 +356,7 @@ func (p *pathScanner) field() string {
 			if b.Len() > 0 {
 				b.WriteByte('.')
 			}
-			b.WriteString(f.key)
+			b.Write(f.key)
 		}
 	}
 	return b.String()
@@ -454,6 +494,9 @@ func orBody(at string) string {
 }
 
 func join(at, key string) string {
+	if key == "" {
+		key = `""` // a field must be named
+	}
 	if at == "" {
 		return key
 	}

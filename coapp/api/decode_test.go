@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -172,5 +174,30 @@ func TestCheckSubject(t *testing.T) {
 		if err := CheckSubject(s); !errors.As(err, &ve) || ve.Field != "subject" {
 			t.Errorf("CheckSubject(%q) = %v; want invalid subject", s, err)
 		}
+	}
+}
+
+// TestRecordJSONFields checks that the JSON form a record is decoded from
+// has the fields of Record, by the same names.
+func TestRecordJSONFields(t *testing.T) {
+	got, want := jsonFields(reflect.TypeFor[recordJSON]()), jsonFields(reflect.TypeFor[Record]())
+	if len(got) != len(want) {
+		t.Fatalf("recordJSON has %d fields, Record %d", len(got), len(want))
+	}
+	for name := range want {
+		if _, ok := got[name]; !ok {
+			t.Errorf("recordJSON lacks %q", name)
+		}
+	}
+	// And DecodePublish refuses what Decode refuses, naming the field.
+	for _, body := range []string{`{"records":[{"version":0}]}`, `{"records":[{"id":"x"}]}`, "{\"records\":[{\"subject\":\"\xff\"}]}", `{"records":[],"x":1}`} {
+		_, err := DecodePublish(strings.NewReader(body))
+		err2 := Decode(strings.NewReader(body), &PublishRequest{})
+		if err == nil || fmt.Sprint(err) != fmt.Sprint(err2) {
+			t.Errorf("%q: DecodePublish %v, Decode %v", body, err, err2)
+		}
+	}
+	if req, err := DecodePublish(strings.NewReader(`{"records":null}`)); err != nil || req.Records != nil {
+		t.Errorf("records null: %+v, %v", req, err)
 	}
 }

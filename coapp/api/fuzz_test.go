@@ -1,10 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
+	"unicode/utf8"
 )
 
 // checkInvalid fails unless err is a *ValidationError naming a field under
@@ -58,6 +63,47 @@ func FuzzSchema(f *testing.F) {
 		}
 		if err := back.Validate(); err != nil {
 			t.Fatalf("a valid schema is invalid after a round trip: %v", err)
+		}
+	})
+}
+
+// FuzzDecode feeds arbitrary bodies to Decode, whole and a byte a read:
+// both give the same answer; every refusal is a *ValidationError naming a
+// field; a body that is not UTF-8 is never accepted; what is accepted is
+// one JSON value.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"records":[{"id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","type":"purchase","subject":"anna","time":"2026-11-01T10:00:00Z","fields":{"amount":3}}]}`,
+		"{\"records\":[{\"subject\":\"anna\xff\"}]}",
+		`{"records":[{"subject":"\ud800"}]}`,
+		`{"records":[{"version":0}]}`,
+		`{"records":[{"id":"../../keys.json"}]}`,
+		`{"":[]}`,
+		`{"records":[]} {}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var whole, bytewise PublishRequest
+		err := DecodeBytes(body, &whole)
+		err2 := Decode(iotest.OneByteReader(bytes.NewReader(body)), &bytewise)
+		if err != nil {
+			checkInvalid(t, err, "")
+		}
+		if fmt.Sprint(err) != fmt.Sprint(err2) {
+			t.Fatalf("whole: %v; a byte a read: %v", err, err2)
+		}
+		if err == nil && (!utf8.Valid(body) || !json.Valid(body)) {
+			t.Fatalf("accepted %q", body)
+		}
+		// DecodePublish, the one-pass decoder of the same request, takes
+		// and refuses the same bodies, and gives the same records.
+		one, err3 := DecodePublish(bytes.NewReader(body))
+		if (err == nil) != (err3 == nil) || err == nil && !reflect.DeepEqual(one, whole) {
+			t.Fatalf("Decode: %+v, %v; DecodePublish: %+v, %v", whole, err, one, err3)
+		}
+		if err3 != nil {
+			checkInvalid(t, err3, "")
 		}
 	})
 }

@@ -14,8 +14,8 @@ import (
 )
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request, c api.Caller) error {
-	var req api.PublishRequest
-	if err := decode(r, &req); err != nil {
+	req, err := api.DecodePublish(r.Body)
+	if err != nil {
 		return err
 	}
 	rs, err := a.svc.Publish(r.Context(), c, req.Records)
