@@ -86,6 +86,15 @@ func decode(sr *scanReader, v any, body func() []byte) error {
 	return describe(err, body(), v)
 }
 
+// ValidText reports whether a JSON text is UTF-8 and holds no \u escape
+// of half a surrogate pair: what Decode refuses before decoding. For JSON
+// that comes another way, such as a record's fields through the Go API,
+// which encoding/json would otherwise decode with U+FFFD in their place.
+func ValidText(b []byte) bool {
+	var s scanReader
+	return s.scan(b) < 0 && s.npending == 0 && !s.path.highSurrogate && s.path.hexLeft == 0
+}
+
 // errNotUTF8 stops the JSON decoder at the first byte that is not UTF-8.
 var errNotUTF8 = errors.New("coapp: not UTF-8")
 

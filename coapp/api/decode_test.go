@@ -84,6 +84,17 @@ func TestDecodeRefusesInvalidUTF8(t *testing.T) {
 			}
 		}
 	}
+	// ValidText says the same of JSON that comes another way.
+	for _, tt := range bad {
+		if ValidText([]byte(tt.body)) {
+			t.Errorf("ValidText(%s) = true", tt.name)
+		}
+	}
+	for _, s := range good {
+		if !ValidText([]byte(publishBody(recordWith(s)))) {
+			t.Errorf("ValidText(%q) = false", s)
+		}
+	}
 	// Stored entries are read as they were written.
 	var v struct{ S string }
 	if err := DecodeStored([]byte("{\"S\":\"a\xff\"}"), &v); err != nil || v.S != "a\uFFFD" {

@@ -21,7 +21,9 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/internal/format"
@@ -182,6 +184,13 @@ func parse(f *api.Field, at string, raw json.RawMessage) (value, error) {
 		s, ok := format.JSONString(raw)
 		if !ok {
 			return v, api.Invalid(at, "must be a string")
+		}
+		if strings.ContainsRune(s, utf8.RuneError) && !api.ValidText(raw) {
+			// Bytes that are not UTF-8, or half a surrogate pair, which
+			// decoding replaced with U+FFFD: two values would become one.
+			// (A body over HTTP is refused before; this is for the Go
+			// API's raw fields.)
+			return v, api.Invalid(at, "not valid UTF-8")
 		}
 		v.s = s
 		if len(v.s) > 1024 {

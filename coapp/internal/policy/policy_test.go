@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -57,6 +58,31 @@ func TestConsentSubjectSealed(t *testing.T) {
 		}
 		if string(fields["amount"]) != "3" || len(fields) != map[bool]int{true: 2, false: 1}[domain == "federation"] {
 			t.Errorf("domain %q: fields %v", domain, fields)
+		}
+	}
+}
+
+// TestFieldNotUTF8 checks that a string field whose raw JSON (as the Go
+// API takes it) is not UTF-8, or holds half a surrogate pair, is refused
+// rather than decoded with U+FFFD in its place, which would give
+// "caf\xe9" and "caf\xe8" one pseudonym; U+FFFD written as such passes.
+func TestFieldNotUTF8(t *testing.T) {
+	keys, _ := fuzzKeys(t)
+	schema := api.Schema{Type: "t", Version: 1, Fields: []api.Field{
+		{Name: "email", Kind: "string", Class: "direct", Policy: api.Policy{Action: "pseudonymise"}},
+	}}
+	for raw, ok := range map[string]bool{
+		"\"caf\xe9\"": false, "\"caf\xe8\"": false, `"caf\ud800"`: false, `"\udc00x"`: false,
+		`"caf\ufffd"`: true, "\"caf\xef\xbf\xbd\"": true, `"caf\u00e9"`: true, `"café"`: true,
+	} {
+		rec := api.Record{ID: uuid.New(), Type: "t", Subject: "anna", Time: time.Now(), Fields: map[string]json.RawMessage{"email": json.RawMessage(raw)}}
+		_, err := NewTransformer(keys, "coop-a").Prepare(&rec, &schema)
+		if ok && err != nil {
+			t.Errorf("%q: %v", raw, err)
+		}
+		var ve *api.ValidationError
+		if !ok && (!errors.As(err, &ve) || ve.Field != "fields.email") {
+			t.Errorf("%q: %v; want invalid fields.email", raw, err)
 		}
 	}
 }
