@@ -3,7 +3,10 @@ package coapp
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -100,6 +103,25 @@ func TestRightOfAccessAndErasure(t *testing.T) {
 	for _, ne := range st.Nodes {
 		if !ne.Erased || !ne.Purged || !ne.Verified || ne.VerifiedAt.IsZero() || ne.Unreachable || ne.Error != "" {
 			t.Errorf("node %s: %+v", ne.Node, ne)
+		}
+	}
+	// And its metrics: nothing left pending, one purge round (or more).
+	for _, n := range nodes {
+		resp, err := http.Get(n.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^coapp_erasures_pending 0$`),
+			regexp.MustCompile(`(?m)^coapp_erasure_oldest_pending_seconds 0$`),
+			regexp.MustCompile(`(?m)^coapp_erasure_verified_index ` + strconv.FormatUint(index, 10) + `$`),
+			regexp.MustCompile(`(?m)^coapp_purge_rounds_total [1-9][0-9]*$`),
+		} {
+			if !want.Match(data) {
+				t.Errorf("%s: metrics lack %s", n.ID(), want)
+			}
 		}
 	}
 	if _, err := admin.ErasureStatus(ctx, 0, false); apiStatus(err) != http.StatusBadRequest {

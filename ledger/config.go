@@ -101,6 +101,14 @@ type Config struct {
 	// tries again what is left to do (a snapshot Raft could not take yet,
 	// a check that found a value). Default: 5s.
 	PurgeRetry time.Duration
+
+	// PurgeDelay is how long the purge waits, once it learns of a
+	// committed erasure, before it starts a round, so that one round (a
+	// snapshot, a forced compaction of both stores, a scan of the files)
+	// covers every erasure committed meanwhile. Each node adds up to half
+	// as much again at random, so that the replicas' rounds rarely stall
+	// their writes at once. Default: 10s; negative means no delay.
+	PurgeDelay time.Duration
 }
 
 // DefaultConfig returns a Config for a single-node ledger in dir, with every
@@ -127,6 +135,7 @@ func (c *Config) setDefaults() {
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.PurgeRetry, 5*time.Second)
+	def(&c.PurgeDelay, 10*time.Second)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}

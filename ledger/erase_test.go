@@ -378,3 +378,34 @@ func TestRetryWithoutTime(t *testing.T) {
 		t.Fatalf("other content under the same id: %v, want a conflict", err)
 	}
 }
+
+// TestPurgeGathersErasures: erasures committed within PurgeDelay of each
+// other are purged by one round, and each is verified.
+func TestPurgeGathersErasures(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.PurgeDelay = 2 * time.Second
+	l := mustOpen(t, cfg)
+	ctx := testContext(t)
+	var values [][]byte
+	for i := range 5 {
+		name := []byte(fmt.Sprintf("s/gather-%d", i))
+		v := secret(string(name))
+		values = append(values, v)
+		if _, err := l.AppendWithKeys(ctx, []KeyRequirement{NewKey(name, v)}, newEntry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last uint64
+	for i := range 5 {
+		index, err := l.Destroy(ctx, []byte(fmt.Sprintf("s/gather-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = index
+	}
+	waitVerified(t, l, last)
+	if st := l.PurgeStatus(); st.Rounds != 1 || st.Verified < last {
+		t.Fatalf("five erasures within PurgeDelay: %d rounds, verified through %d (want 1 round, through %d)", st.Rounds, st.Verified, last)
+	}
+	assertGone(t, l.ID(), cfg.Dir, nil, values...)
+}

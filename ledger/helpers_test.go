@@ -25,6 +25,7 @@ func testConfig(dir string) Config {
 		BlockCacheSize:     8 << 20,
 		MaxBatchBytes:      256 << 10,
 		MaxEntryBytes:      64 << 10,
+		PurgeDelay:         20 * time.Millisecond,
 		Logger:             testLogger(),
 	}
 }

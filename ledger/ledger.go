@@ -52,9 +52,10 @@ type Ledger struct {
 	leaders   broadcast     // notified on every leader change
 	readyTerm atomic.Uint64 // term in which this leader has applied a barrier
 
-	snaps     *raft.FileSnapshotStore
-	purged    atomic.Uint64 // Raft index through which destroyed keys are purged
-	purgeDone broadcast     // notified when a purge is verified
+	snaps       *raft.FileSnapshotStore
+	purged      atomic.Uint64 // Raft index through which destroyed keys are purged
+	purgeDone   broadcast     // notified when a purge is verified
+	purgeRounds atomic.Uint64 // purge rounds run since Open
 
 	// The purge's status (purge.go), guarded by purgeMu.
 	purgeMu      sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,9 @@ import (
 //     fingerprints. Only then is the purge verified, and the markers that
 //     held the fingerprints removed.
 //
-// It runs when a Destroy is applied or a snapshot restored, and again on a
+// It runs PurgeDelay (and up to half as much again, at random) after a
+// Destroy is committed or a snapshot restored, so that one round covers
+// the erasures committed meanwhile, and again on a
 // timer (Config.PurgeRetry) while anything is left to do: a purge that
 // fails (a configuration change not yet committed, a disk error) is tried
 // again. Every step is idempotent, and a restart resumes from the markers.
@@ -60,6 +63,10 @@ type PurgeStatus struct {
 	// the files where the last check found a destroyed value.
 	Error string
 	Found []string
+	// Rounds is how many purge rounds (each a snapshot, a flush and
+	// compaction of both stores) this node ran since it opened: with
+	// Config.PurgeDelay, one round covers the erasures committed together.
+	Rounds uint64
 }
 
 // purgeRecord is what Dir/purged keeps of the status across restarts.
@@ -127,10 +134,38 @@ func (l *Ledger) purger() {
 		}
 		select {
 		case <-ch:
+			// Let the erasures that follow this one gather into one round.
+			if !l.sleep(l.purgeDelay()) {
+				return
+			}
 		case <-retry:
 		case <-l.closing:
 			return
 		}
+	}
+}
+
+// purgeDelay is PurgeDelay, plus up to half as much at random.
+func (l *Ledger) purgeDelay() time.Duration {
+	d := l.cfg.PurgeDelay
+	if d <= 0 {
+		return 0
+	}
+	return d + rand.N(d/2+1)
+}
+
+// sleep waits d, or until the ledger closes: then it reports false.
+func (l *Ledger) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.closing:
+		return false
 	}
 }
 
@@ -153,24 +188,7 @@ func (l *Ledger) purgeOnce() (more bool, err error) {
 		return false, nil
 	}
 	if target > rec.Purged || l.fsm.undropped(markers) {
-		if err := l.fsm.dropKeys(markers); err != nil {
-			return true, err
-		}
-		if target > 0 {
-			if err := l.snapshotAtLeast(target); err != nil {
-				return true, err
-			}
-			if err := l.logs.Purge(target); err != nil {
-				return true, fmt.Errorf("ledger: purge the raft log: %w", err)
-			}
-			if err := l.removeSnapshotsBefore(target); err != nil {
-				return true, err
-			}
-		}
-		if err := l.logs.RunGC(); err != nil {
-			return true, fmt.Errorf("ledger: raft value log: %w", err)
-		}
-		if err := l.fsm.runGC(); err != nil {
+		if err := l.purgeStores(target, markers); err != nil {
 			return true, err
 		}
 		rec.Purged, rec.PurgedAt = max(rec.Purged, target), time.Now().UTC()
@@ -184,7 +202,9 @@ func (l *Ledger) purgeOnce() (more bool, err error) {
 	for i, m := range markers {
 		fps[i] = m.fp
 	}
+	t0 := time.Now()
 	found, err := scanFiles([]string{l.cfg.Dir}, fps)
+	l.logger.Debug("purge check", "markers", len(markers), "took", time.Since(t0), "found", len(found))
 	l.purgeMu.Lock()
 	l.purgeFound = found
 	l.purgeMu.Unlock()
@@ -206,6 +226,44 @@ func (l *Ledger) purgeOnce() (more bool, err error) {
 	l.purgeDone.notify()
 	l.logger.Info("purge verified: no file of this node holds a destroyed key", "through", rec.Verified)
 	return false, nil
+}
+
+// purgeStores removes the destroyed values from the files of both stores
+// and the snapshots: the markers' keys in the state, the logs through
+// target, and every snapshot before it. Each store's writes wait while
+// Badger flushes its memtables, the only way it has to get a delete into
+// the tables (DropPrefix); PurgeDelay gathers erasures into fewer rounds.
+func (l *Ledger) purgeStores(target uint64, markers []marker) error {
+	l.purgeRounds.Add(1)
+	start := time.Now()
+	if err := l.fsm.dropKeys(markers); err != nil {
+		return err
+	}
+	dropped := time.Now()
+	if target > 0 {
+		if err := l.snapshotAtLeast(target); err != nil {
+			return err
+		}
+	}
+	snapped := time.Now()
+	if target > 0 {
+		if err := l.logs.Purge(target); err != nil {
+			return fmt.Errorf("ledger: purge the raft log: %w", err)
+		}
+		if err := l.removeSnapshotsBefore(target); err != nil {
+			return err
+		}
+	}
+	logged := time.Now()
+	if err := l.logs.RunGC(); err != nil {
+		return fmt.Errorf("ledger: raft value log: %w", err)
+	}
+	if err := l.fsm.runGC(); err != nil {
+		return err
+	}
+	l.logger.Debug("purge round", "markers", len(markers), "state", dropped.Sub(start),
+		"snapshot", snapped.Sub(dropped), "raft_log", logged.Sub(snapped), "gc", time.Since(logged))
+	return nil
 }
 
 // snapshotAtLeast makes sure a snapshot at or after Raft index index
@@ -287,6 +345,7 @@ func (l *Ledger) PurgeStatus() PurgeStatus {
 		Destroyed: l.fsm.destroyed.Load(), Purged: l.purgeRec.Purged, PurgedAt: l.purgeRec.PurgedAt,
 		Verified: l.purgeRec.Verified, VerifiedAt: l.purgeRec.VerifiedAt,
 		Pending: l.pendingCount, Error: l.purgeErr, Found: append([]string(nil), l.purgeFound...),
+		Rounds: l.purgeRounds.Load(),
 	}
 	for _, t := range l.pendingSince {
 		if st.Since.IsZero() || t.Before(st.Since) {

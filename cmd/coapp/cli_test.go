@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,20 @@ func TestCommandLine(t *testing.T) {
 	})
 	if err != nil || !strings.Contains(out, `"raft_index"`) || strings.Contains(out, "grower-17") {
 		t.Fatalf("subjects erase -: %v\n%s", err, out)
+	}
+	var erased struct {
+		RaftIndex uint64 `json:"raft_index"`
+	}
+	if err := json.Unmarshal([]byte(out), &erased); err != nil || erased.RaftIndex == 0 {
+		t.Fatalf("subjects erase printed no raft_index: %v\n%s", err, out)
+	}
+	idx := strconv.FormatUint(erased.RaftIndex, 10)
+	// The node gathers erasures for --purge-delay (10s) before it purges.
+	if out, err = runCLI(t, "subjects", "erasure", "--timeout", "55s", "--wait", idx); err != nil || !strings.Contains(out, `"done": true`) || !strings.Contains(out, `"verified": true`) {
+		t.Fatalf("subjects erasure --wait %s: %v\n%s", idx, err, out)
+	}
+	if out, err = runCLI(t, "subjects", "erasure", "0"); exitCode(err) != exitUsage {
+		t.Fatalf("subjects erasure 0: %v, want a usage error\n%s", err, out)
 	}
 	out, err = runCLI(t, "subjects", "access", "--token", tok.Token, "grower-17")
 	if err != nil || !strings.Contains(out, `"erased": true`) {

@@ -34,6 +34,8 @@ func TestBadFlags(t *testing.T) {
 		{"node", "--trailing-logs", "-1"},
 		{"node", "--election-timeout", "-1s"},
 		{"node", "--snapshot-interval", "soon"},
+		{"node", "--purge-delay", "2m"},
+		{"node", "--purge-delay", "-1s"},
 		{"node", "--majority", "-1"},
 		{"node", "--majority", "2"},
 		{"node", "--quorum", "0"},

@@ -51,6 +51,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	trailing := f.int("trailing-logs", 0, "Raft log entries kept behind a snapshot (default 1.25 x --snapshot-threshold)")
 	election := f.string("election-timeout", "1s", "Raft heartbeat and election timeout")
 	snapInterval := f.string("snapshot-interval", "2m", "how often Raft checks whether to snapshot")
+	purgeDelay := f.string("purge-delay", "10s", "how long a node gathers erasures before it purges their keys from its files (0: at once)")
 	if err := f.parse(args, 0); err != nil {
 		return err
 	}
@@ -65,6 +66,13 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	snapEvery, err := time.ParseDuration(*snapInterval)
 	if err != nil || snapEvery < 100*time.Millisecond {
 		return usageError{"--snapshot-interval must be a duration of at least 100ms"}
+	}
+	purgeWait, err := time.ParseDuration(*purgeDelay)
+	if err != nil || purgeWait < 0 || purgeWait > 30*time.Second {
+		return usageError{"--purge-delay must be a duration from 0 to 30s (erasures are verified within 60s)"}
+	}
+	if purgeWait == 0 {
+		purgeWait = -1 // ledger: no delay
 	}
 	if *snapThreshold < 1 || *trailing < 0 {
 		return usageError{"--snapshot-threshold must be positive and --trailing-logs not negative"}
@@ -97,6 +105,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		c.SnapshotThreshold = uint64(*snapThreshold)
 		c.SnapshotInterval = snapEvery
 		c.TrailingLogs = uint64(*trailing)
+		c.PurgeDelay = purgeWait
 	}
 
 	var rules coapp.Rules

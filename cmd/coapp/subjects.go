@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"time"
 )
 
-const subjectsUsage = "subjects access|erase|exports SUBJECT|-  (-: the subject is read from a line of standard input)"
+const subjectsUsage = "subjects access|erase|exports SUBJECT|-  (-: the subject is read from a line of standard input)\n       subjects erasure RAFT_INDEX [--wait]  (how far each node purged an erasure)"
 
 // runSubjects answers a person's rights, as the calling member knows them:
 // what the ledger holds about them (access), erasure by destroying their
@@ -20,6 +22,9 @@ func runSubjects(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{subjectsUsage}
 	}
 	sub := args[0]
+	if sub == "erasure" {
+		return runErasure(ctx, args[1:], stdout, stderr)
+	}
 	switch sub {
 	case "access", "erase", "exports":
 	default:
@@ -66,4 +71,44 @@ func runSubjects(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	return printJSON(stdout, map[string]any{"exports": es})
+}
+
+// runErasure prints how far each node purged the erasure at a Raft index
+// (the raft_index "subjects erase" printed); --wait polls until every node
+// verified its files clean, within --timeout.
+func runErasure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newFlags("subjects erasure", stderr)
+	cf := addClientFlags(f)
+	wait := f.bool("wait", false, "poll until every node verified its files clean of the keys (within --timeout)")
+	if err := f.parse(args, 1); err != nil {
+		return err
+	}
+	if f.NArg() != 1 {
+		return usageError{subjectsUsage}
+	}
+	index, err := strconv.ParseUint(f.Arg(0), 10, 64)
+	if err != nil || index == 0 {
+		return usageError{fmt.Sprintf("%q is not a raft index: want the raft_index that subjects erase printed", f.Arg(0))}
+	}
+	c, err := cf.client(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		st, err := c.ErasureStatus(ctx, index, false)
+		if err != nil {
+			return err
+		}
+		if st.Done || !*wait {
+			return printJSON(stdout, st)
+		}
+		select {
+		case <-ctx.Done():
+			if perr := printJSON(stdout, st); perr != nil {
+				return perr
+			}
+			return fmt.Errorf("the erasure at raft index %d is not yet verified on every node: %w", index, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -62,6 +62,7 @@ func FastLedger(c *ledger.Config) {
 	c.BlockCacheSize = 8 << 20
 	c.MaxBatchBytes = 256 << 10
 	c.MaxEntryBytes = 64 << 10
+	c.PurgeDelay = 100 * time.Millisecond
 }
 
 // Config returns the configuration of a test node in a new temporary

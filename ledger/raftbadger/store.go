@@ -418,9 +418,16 @@ func (s *Store) Purge(through uint64) error {
 	if err := s.DeleteRange(1, through); err != nil {
 		return err
 	}
-	if err := s.flush(); err != nil {
+	if err := s.Flush(); err != nil {
 		return err
 	}
+	return s.Compact()
+}
+
+// Compact merges every level of the store into one, which drops the
+// values that deletes already written to a table shadow, then rewrites
+// the value-log files that are mostly garbage. Writes go on meanwhile.
+func (s *Store) Compact() error {
 	if err := s.db.Flatten(2); err != nil {
 		return translate(err)
 	}
@@ -431,9 +438,10 @@ func (s *Store) Purge(through uint64) error {
 // to make Badger flush its memtables.
 const prefixFlush byte = 0x03
 
-// flush writes every memtable to a table, and removes the memtables'
-// files, which hold every write since the last flush.
-func (s *Store) flush() error {
+// Flush writes every memtable to a table, and removes the memtables'
+// files, which hold every write since the last flush. Writes wait while
+// it runs: Badger flushes on demand only within a DropPrefix.
+func (s *Store) Flush() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	k := []byte{prefixFlush}

@@ -415,7 +415,7 @@ func TestPurgeReachesEveryLevel(t *testing.T) {
 		if err := s.StoreLogs(logs); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.flush(); err != nil { // each part in a table of its own
+		if err := s.Flush(); err != nil { // each part in a table of its own
 			t.Fatal(err)
 		}
 		if part == 1 {

@@ -74,6 +74,7 @@ func (a *API) metrics(w http.ResponseWriter, _ *http.Request, _ api.Caller) erro
 	p("# HELP coapp_erasure_oldest_pending_seconds Age of the oldest erasure this node has yet to verify (0 when none).\n# TYPE coapp_erasure_oldest_pending_seconds gauge\ncoapp_erasure_oldest_pending_seconds %g\n", age)
 	p("# HELP coapp_erasure_purged_index Raft index through which destroyed keys are purged from this node's files.\n# TYPE coapp_erasure_purged_index gauge\ncoapp_erasure_purged_index %d\n", ps.Purged)
 	p("# HELP coapp_erasure_verified_index Raft index through which a scan of this node's files found no destroyed key.\n# TYPE coapp_erasure_verified_index gauge\ncoapp_erasure_verified_index %d\n", ps.Verified)
+	p("# HELP coapp_purge_rounds_total Purge rounds this node ran since it started (one covers the erasures of a --purge-delay).\n# TYPE coapp_purge_rounds_total counter\ncoapp_purge_rounds_total %d\n", ps.Rounds)
 	a.svc.Metrics().Write(w)
 	return nil
 }
