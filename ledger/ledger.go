@@ -196,6 +196,9 @@ func (l *Ledger) open(ctx context.Context) error {
 	return nil
 }
 
+// stateValueLogFileSize is the size of the state's value-log files.
+const stateValueLogFileSize = 128 << 20
+
 // openState opens the state database in cfg.Dir/state.
 func openState(cfg *Config, logger *slog.Logger) (*badger.DB, error) {
 	opts := badger.DefaultOptions(filepath.Join(cfg.Dir, "state")).
@@ -210,7 +213,12 @@ func openState(cfg *Config, logger *slog.Logger) (*badger.DB, error) {
 		WithMetricsEnabled(false).
 		// Chunks of entries (tens of KiB under load) go to the value log,
 		// written once; ids, tree nodes and meta stay in the LSM tree.
-		WithValueThreshold(1 << 10)
+		WithValueThreshold(1 << 10).
+		// Badger maps each value-log file at its full size (1 GiB by
+		// default), sparse on disk; smaller files keep a node's apparent
+		// size near its real one and let garbage collection, which never
+		// rewrites the newest file, reach a value sooner.
+		WithValueLogFileSize(stateValueLogFileSize)
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open state: %w", err)

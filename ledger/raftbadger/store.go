@@ -137,7 +137,12 @@ func Open(dir string, cfg Config) (*Store, error) {
 		WithDetectConflicts(false).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false).
-		WithValueThreshold(valueThreshold(cfg.MemTableSize))
+		WithValueThreshold(valueThreshold(cfg.MemTableSize)).
+		// Only commands of 1 MiB or more reach the value log. Badger maps
+		// each file at its full size (1 GiB by default), sparse on disk,
+		// and never collects the newest: small files keep the apparent
+		// size near the real one and let a purge reach every value.
+		WithValueLogFileSize(32 << 20)
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("raftbadger: open %s: %w", dir, err)
