@@ -2,10 +2,12 @@ package coapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,5 +206,43 @@ func TestFollowerAnswersBadTokensItself(t *testing.T) {
 	}
 	if after := n0.svc.Metrics().Requests(); after != before {
 		t.Errorf("the leader received %d requests for malformed tokens", after-before)
+	}
+}
+
+// TestRotateKeyOnNodeWithoutIt: a member asking a node that does not hold
+// its signing key to rotate it gets 403 saying where to send it, and the
+// node writes nothing: no key file, no ledger entry.
+func TestRotateKeyOnNodeWithoutIt(t *testing.T) {
+	n0, token := bootstrapNode(t)
+	cfg := nodeConfig(t.TempDir())
+	cfg.NodeID, cfg.Join, cfg.JoinToken = "n1", n0.URL(), token
+	cfg.KeyFile = n0.KeyFile() // the federation's key file, not the member's signing key
+	n1 := mustStart(t, cfg)
+	ctx := testCtx(t)
+	c := client.New(n1.URL(), token)
+	// coop-a's first signed batch registers its key in the ledger: on n0.
+	if _, err := client.New(n0.URL(), token).Publish(ctx, []client.Record{record(1)}); err != nil {
+		t.Fatal(err)
+	}
+	n1.svc.AwaitView(ctx)
+	size := func() uint64 {
+		st, err := n0.Ledger().Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size
+	}
+	before := size()
+	_, err := c.RotateKey(ctx, "coop-a")
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != http.StatusForbidden || !strings.Contains(ce.Message, "node that holds its key") {
+		t.Fatalf("rotate on a node without the key: %v, want 403 naming the node that holds it", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(cfg.Dir, memberkey.Dir, "*")); len(files) != 0 {
+		t.Errorf("the refused rotation left files: %v", files)
+	}
+	time.Sleep(200 * time.Millisecond) // a wrongly started rotation would have committed by now
+	if after := size(); after != before {
+		t.Errorf("the refused rotation wrote %d entries", after-before)
 	}
 }
