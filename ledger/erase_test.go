@@ -87,9 +87,14 @@ func TestDestroyIsExact(t *testing.T) {
 	}
 	back := mustOpen(t, cfg)
 	nodes = []*Ledger{leader, back}
-	if _, err := leader.AppendWithKeys(ctx, []KeyRequirement{ExistingKey([]byte("k0"), k0)}, newEntry(1)); err != nil {
-		t.Fatalf("a requirement on k0 after destroying k: %v", err)
-	}
+	// Two nodes: the restart may have moved the leadership.
+	waitFor(t, "the append on k0 after destroying k", 10*time.Second, func() error {
+		_, err := leaderOf(t, nodes).AppendWithKeys(ctx, []KeyRequirement{ExistingKey([]byte("k0"), k0)}, newEntry(1))
+		if err != nil && !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("a requirement on k0 after destroying k: %v", err)
+		}
+		return err
+	})
 	waitConverged(t, nodes, 2)
 	for _, n := range nodes {
 		mustRead(t, n, Stale, func(v *View) error {
