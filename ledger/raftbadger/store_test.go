@@ -314,35 +314,6 @@ func FuzzDecodeLog(f *testing.F) {
 	})
 }
 
-func TestRangePrefixesCoverExactly(t *testing.T) {
-	for _, r := range [][2]uint64{{1, 1}, {1, 600}, {255, 257}, {256, 511}, {0, 65536}, {1000, 200000}, {7, 7 + 256*256*3 + 5}} {
-		prefixes := rangePrefixes(r[0], r[1])
-		covered := func(i uint64) bool {
-			k := logKey(i)
-			for _, p := range prefixes {
-				if bytes.HasPrefix(k, p) {
-					return true
-				}
-			}
-			return false
-		}
-		lo := r[0]
-		if lo > 300 {
-			lo -= 300
-		} else {
-			lo = 0
-		}
-		for i := lo; i <= r[1]+300; i++ {
-			if in := i >= r[0] && i <= r[1]; covered(i) != in {
-				t.Fatalf("range %v: index %d covered=%v, want %v (%d prefixes)", r, i, covered(i), in, len(prefixes))
-			}
-		}
-		if len(prefixes) > 2*255*8 {
-			t.Errorf("range %v: %d prefixes", r, len(prefixes))
-		}
-	}
-}
-
 // TestPurgeRemovesFromFiles deletes logs as Raft compacts them (their
 // bytes stay in the files, the usual case when key material was written
 // long before it is destroyed), then purges: no byte of them is left in
