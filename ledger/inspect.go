@@ -184,6 +184,8 @@ func inspectRaft(cfg *Config, id string, in *Inspection) error {
 // nothing, and restores no snapshot (NoSnapshotRestoreOnStart).
 type inertFSM struct{}
 
-func (inertFSM) Apply(*raft.Log) any                 { return nil }
-func (inertFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("ledger: inspect takes no snapshot") }
-func (inertFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
+func (inertFSM) Apply(*raft.Log) any { return nil }
+func (inertFSM) Snapshot() (raft.FSMSnapshot, error) {
+	return nil, errors.New("ledger: inspect takes no snapshot")
+}
+func (inertFSM) Restore(rc io.ReadCloser) error { return rc.Close() }
