@@ -98,6 +98,13 @@ type Config struct {
 	// MaxBodyBytes bounds a request body. Default: 4 MiB.
 	MaxBodyBytes int64
 
+	// ProbeAddr, when set, is the HOST:PORT of a second listener, plain
+	// HTTP even when TLS is set, serving only GET /healthz, /readyz and
+	// /metrics: for load balancers, orchestrators' probes and Prometheus,
+	// which hold no client certificate. It answers anyone who reaches
+	// it: bind it to loopback or a private network. Default: none.
+	ProbeAddr string
+
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
 
@@ -142,7 +149,7 @@ func (c *Config) validate() error {
 	case c.Bootstrap && !api.ValidMember(c.Member):
 		return api.Invalid("member", "a member id: 1 to 64 characters of [a-z0-9._-]")
 	}
-	return nil
+	return c.validateProbeAddr()
 }
 
 // Node is a federation node: a replicated ledger, the federation's state
@@ -161,6 +168,7 @@ type Node struct {
 	httpURL    string       // this node's advertised API base URL
 	peer       *http.Client // to other nodes, with the node's TLS
 	started    atomic.Bool  // Open finished: tokens written, state caught up
+	tel        telemetry    // metrics registry and probe listener (metrics.go)
 
 	life   context.Context // ends at Close
 	cancel context.CancelFunc
@@ -268,6 +276,9 @@ func (n *Node) start(ctx context.Context) error {
 		n.httpLn = tls.NewListener(n.httpLn, serverTLS)
 	}
 	n.httpURL = scheme + "://" + advertise
+	if err := n.listenProbe(); err != nil {
+		return err
+	}
 
 	lc := ledger.Config{
 		Dir:           cfg.Dir,
@@ -303,7 +314,10 @@ func (n *Node) start(ctx context.Context) error {
 		n.follow()
 	}()
 
-	h := httpapi.New(n.svc, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Transport: n.peer.Transport, Logger: n.logger}, n.ready)
+	if err := n.newRegistry(); err != nil {
+		return err
+	}
+	h := httpapi.New(n.svc, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Transport: n.peer.Transport, Logger: n.logger, Metrics: n.tel.registry}, n.ready)
 	n.httpServer = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -317,6 +331,7 @@ func (n *Node) start(ctx context.Context) error {
 			n.logger.Error("http server stopped", "err", err)
 		}
 	}()
+	n.serveProbe(h.Probes())
 
 	st, err := n.ledger.Status()
 	if err != nil {
@@ -480,6 +495,7 @@ func (n *Node) Close(ctx context.Context) error {
 		} else if n.httpLn != nil {
 			errs = append(errs, n.httpLn.Close())
 		}
+		errs = append(errs, n.closeProbe(ctx))
 		if n.cancel != nil {
 			n.cancel()
 		}

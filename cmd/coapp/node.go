@@ -47,6 +47,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	logFormat := f.string("log-format", "text", "log format: text or json")
 	logLevel := f.string("log-level", "info", "the least severe level logged: debug, info, warn or error")
 	maxBody := f.int("max-body", 4<<20, "largest request body in bytes")
+	probeAddr := f.string("probe-addr", "", "HOST:PORT of a plain-HTTP listener serving only /healthz, /readyz and /metrics, without client certificates (default: none)")
 	snapThreshold := f.int("snapshot-threshold", 8192, "Raft log entries between snapshots")
 	trailing := f.int("trailing-logs", 0, "Raft log entries kept behind a snapshot (default 1.25 x --snapshot-threshold)")
 	election := f.string("election-timeout", "1s", "Raft heartbeat and election timeout")
@@ -80,8 +81,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *maxBody < 0 {
 		return usageError{"--max-body must not be negative (0: the default, 4 MiB)"}
 	}
-	for _, a := range []struct{ flag, addr string }{{"http", *httpAddr}, {"raft", *raftAddr}, {"http-advertise", *httpAdv}, {"raft-advertise", *raftAdv}} {
-		if a.addr == "" && strings.HasSuffix(a.flag, "-advertise") {
+	for _, a := range []struct{ flag, addr string }{{"http", *httpAddr}, {"raft", *raftAddr}, {"http-advertise", *httpAdv}, {"raft-advertise", *raftAdv}, {"probe-addr", *probeAddr}} {
+		if a.addr == "" && (strings.HasSuffix(a.flag, "-advertise") || a.flag == "probe-addr") {
 			continue
 		}
 		if err := checkHostPort(a.addr); err != nil {
@@ -200,6 +201,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		FoundingKeys:        foundingKeys,
 		TLS:                 coapp.TLSFiles{Cert: *cert, Key: *key, CA: *ca},
 		MaxBodyBytes:        int64(*maxBody),
+		ProbeAddr:           *probeAddr,
 		Logger:              logger,
 		Ledger:              tune,
 	})
@@ -207,6 +209,9 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "coapp node %s serving %s\n", n.ID(), n.URL())
+	if n.ProbeURL() != "" {
+		fmt.Fprintf(stdout, "probes and metrics: %s\n", n.ProbeURL())
+	}
 	if *bootstrap {
 		fmt.Fprintf(stdout, "admin token: %s\nkey file: %s (copy it to every node that joins)\n", filepath.Join(*dir, coapp.AdminTokenFile), n.KeyFile())
 	}

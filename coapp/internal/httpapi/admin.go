@@ -3,7 +3,6 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"coapp.coop/coapp/api"
 	"coapp.coop/ledger"
@@ -13,10 +12,12 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ api.Caller) erro
 	return writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 }
 
-// readyz answers 200 once a leader is known and this node has caught up:
-// applied everything committed that it knew of, with the federation state
-// following. Once caught up it stays ready while a leader is known, so
-// that the few entries always in flight under load do not make it flap.
+// readyz answers 200 once the node can serve what it printed: its start
+// done (ready: on a bootstrap, the admin token file written and the view
+// holding its token), a leader known, and everything committed that it
+// knew of applied, with the federation state following. Once caught up
+// it stays ready while a leader is known, so that the few entries always
+// in flight under load do not make it flap.
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request, _ api.Caller) error {
 	st, err := a.svc.Ledger().Status()
 	switch {
@@ -44,38 +45,10 @@ func (a *API) readyz(w http.ResponseWriter, _ *http.Request, _ api.Caller) error
 	return writeJSON(w, http.StatusOK, api.Readiness{Status: "ready", Leader: st.LeaderID, AppliedIndex: st.AppliedIndex})
 }
 
-func (a *API) metrics(w http.ResponseWriter, _ *http.Request, _ api.Caller) error {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	st, err := a.svc.Ledger().Status()
-	if err != nil {
-		return err
-	}
-	states := []string{"Follower", "Candidate", "Leader", "Shutdown"}
-	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("# HELP coapp_raft_state Raft state of this node (1 for the current state).\n# TYPE coapp_raft_state gauge\n")
-	for _, s := range states {
-		v := 0
-		if s == st.State {
-			v = 1
-		}
-		p("coapp_raft_state{state=%q} %d\n", s, v)
-	}
-	p("# HELP coapp_raft_term Current Raft term.\n# TYPE coapp_raft_term gauge\ncoapp_raft_term %d\n", st.Term)
-	p("# HELP coapp_raft_commit_index Raft commit index known to this node.\n# TYPE coapp_raft_commit_index gauge\ncoapp_raft_commit_index %d\n", st.CommitIndex)
-	p("# HELP coapp_raft_applied_index Raft index applied to the ledger state.\n# TYPE coapp_raft_applied_index gauge\ncoapp_raft_applied_index %d\n", st.AppliedIndex)
-	p("# HELP coapp_ledger_size Entries in the ledger on this node.\n# TYPE coapp_ledger_size gauge\ncoapp_ledger_size %d\n", st.Size)
-	p("# HELP coapp_cluster_servers Servers in the Raft configuration.\n# TYPE coapp_cluster_servers gauge\ncoapp_cluster_servers %d\n", len(st.Servers))
-	ps := a.svc.Ledger().PurgeStatus()
-	age := 0.0
-	if !ps.Since.IsZero() {
-		age = time.Since(ps.Since).Seconds()
-	}
-	p("# HELP coapp_erasures_pending Destroyed keys this node has yet to verify gone from its files.\n# TYPE coapp_erasures_pending gauge\ncoapp_erasures_pending %d\n", ps.Pending)
-	p("# HELP coapp_erasure_oldest_pending_seconds Age of the oldest erasure this node has yet to verify (0 when none).\n# TYPE coapp_erasure_oldest_pending_seconds gauge\ncoapp_erasure_oldest_pending_seconds %g\n", age)
-	p("# HELP coapp_erasure_purged_index Raft index through which destroyed keys are purged from this node's files.\n# TYPE coapp_erasure_purged_index gauge\ncoapp_erasure_purged_index %d\n", ps.Purged)
-	p("# HELP coapp_erasure_verified_index Raft index through which a scan of this node's files found no destroyed key.\n# TYPE coapp_erasure_verified_index gauge\ncoapp_erasure_verified_index %d\n", ps.Verified)
-	p("# HELP coapp_purge_rounds_total Purge rounds this node ran since it started (one covers the erasures of a --purge-delay).\n# TYPE coapp_purge_rounds_total counter\ncoapp_purge_rounds_total %d\n", ps.Rounds)
-	a.svc.Metrics().Write(w)
+// metrics serves the node's registry in the Prometheus text format (or
+// the protobuf format a scraper asks for), gzipped when asked.
+func (a *API) metrics(w http.ResponseWriter, r *http.Request, _ api.Caller) error {
+	a.metricsHandler.ServeHTTP(w, r)
 	return nil
 }
 

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
 	"coapp.coop/coapp/internal/format"
@@ -25,6 +28,10 @@ type Config struct {
 	Transport http.RoundTripper
 	// Logger receives the API's logs. Default: discard.
 	Logger *slog.Logger
+	// Metrics is what GET /metrics serves: the node's own registry
+	// (server.NewRegistry). Default: a registry of the service's Metrics
+	// alone.
+	Metrics prometheus.Gatherer
 }
 
 // API serves a node's HTTP API.
@@ -36,6 +43,8 @@ type API struct {
 	mux      *http.ServeMux
 	caughtUp atomic.Bool // set once /readyz has seen the node caught up
 	ready    func() error
+
+	metricsHandler http.Handler
 }
 
 // New returns the API of a node's service. ready, when not nil, is asked
@@ -51,6 +60,15 @@ func New(svc *server.Service, cfg Config, ready func() error) *API {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(svc.Metrics()) // a fresh registry, one collector: cannot collide
+		cfg.Metrics = reg
+	}
+	a.metricsHandler = promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError, // serve the families that could be read
+	})
 	a.proxy = a.leaderProxy()
 	a.mux = http.NewServeMux()
 	for _, rt := range a.routeTable() {

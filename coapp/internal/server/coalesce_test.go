@@ -62,8 +62,8 @@ func TestGatheredBatch(t *testing.T) {
 	if bad := s.state.RefusedRecords(); len(bad) != 0 {
 		t.Fatalf("the view refused gathered records: %v", bad)
 	}
-	if m := s.metrics; m.batches != 1 || m.batchRequests != 3 || m.batchFallbacks != 0 {
-		t.Errorf("metrics count %d batches, %d requests, %d fallbacks; want 1, 3, 0", m.batches, m.batchRequests, m.batchFallbacks)
+	if batches, requests, fallbacks := s.metrics.SignedBatches(); batches != 1 || requests != 3 || fallbacks != 0 {
+		t.Errorf("metrics count %d batches, %d requests, %d fallbacks; want 1, 3, 0", batches, requests, fallbacks)
 	}
 }
 
@@ -94,8 +94,8 @@ func TestGatheredBatchFailsAlone(t *testing.T) {
 	if _, after := kindsFrom(t, s, 0); after != before {
 		t.Fatalf("a failed gathered batch wrote %d entries", after-before)
 	}
-	if m := s.metrics; m.batchFallbacks != 2 {
-		t.Errorf("metrics count %d fallbacks, want 2", m.batchFallbacks)
+	if _, _, fallbacks := s.metrics.SignedBatches(); fallbacks != 2 {
+		t.Errorf("metrics count %d fallbacks, want 2", fallbacks)
 	}
 	if _, err := s.submitAlone(testCtx(t), api.Caller{Member: "coop-a"}, key, good.entries, good.reqs); err != nil {
 		t.Fatalf("the good request alone: %v", err)
@@ -198,8 +198,8 @@ func TestGatheredBatchSharesAKey(t *testing.T) {
 			t.Fatalf("request %d: %+v", i, res)
 		}
 	}
-	if s.metrics.batchFallbacks != 0 {
-		t.Errorf("%d requests went alone", s.metrics.batchFallbacks)
+	if _, _, fallbacks := s.metrics.SignedBatches(); fallbacks != 0 {
+		t.Errorf("%d requests went alone", fallbacks)
 	}
 }
 
