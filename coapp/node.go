@@ -52,7 +52,10 @@ type Config struct {
 
 	// Bootstrap starts a new federation named Federation, whose founding
 	// member is Member (default "founder"). Its admin token is written to
-	// Dir/admin.token. Ignored when Dir already holds a ledger.
+	// Dir/admin.token. When Dir already holds a ledger, Bootstrap reopens
+	// it: a restart, or a directory seeded by Restore (a new cluster on
+	// the backup's ledger, without a new token). Federation may then be
+	// empty; a name other than the ledger's is refused (ErrLedgerExists).
 	Bootstrap  bool
 	Federation string
 	Member     string
@@ -70,7 +73,11 @@ type Config struct {
 	FoundingKeys map[string]ed25519.PublicKey
 
 	// Join is the URL of any node's HTTP API, to join its federation on
-	// first start, authenticated by JoinToken (an admin token). NonVoter
+	// first start, authenticated by JoinToken (an admin token). A node
+	// that is a member already reopens its directory; one whose directory
+	// holds a cluster of its own (it bootstrapped) is refused
+	// (ErrLedgerExists). A directory seeded by Restore may join: the
+	// federation's snapshot replaces its state. NonVoter
 	// joins as a read replica that does not vote. A follower also
 	// presents JoinToken to the leader for calls of the Go API (the
 	// Node's methods), acting for the member they name.
@@ -81,8 +88,12 @@ type Config struct {
 	// KeyFile holds the federation secret (see package pseudonym), which
 	// pseudonymises subjects and identifying fields before anything is
 	// stored; KeyPassphrase opens it when it is sealed. Default:
-	// Dir/keys.json. A bootstrapping node without one creates it; every
-	// other node of the federation needs a copy, passed out of band.
+	// Dir/keys.json. A node bootstrapping a new federation in an empty
+	// directory without one creates it; every other node of the
+	// federation needs a copy, passed out of band. A node whose directory
+	// holds a ledger never creates one (ErrNoKeyFile), and refuses a key
+	// file whose fingerprint is not the one the federation's genesis
+	// records (ErrKeyMismatch; see KeyFingerprint).
 	KeyFile       string
 	KeyPassphrase []byte
 
@@ -137,7 +148,9 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// validate checks the configuration before anything is written.
+// validate checks the configuration before anything is written. What
+// depends on Dir's content (Federation, the key file, Join into a
+// directory that holds a ledger) is checked by checkDir, also before.
 func (c *Config) validate() error {
 	switch {
 	case c.Dir == "":
@@ -148,8 +161,30 @@ func (c *Config) validate() error {
 		return api.Invalid("max_body_bytes", "must not be negative")
 	case c.Bootstrap && !api.ValidMember(c.Member):
 		return api.Invalid("member", "a member id: 1 to 64 characters of [a-z0-9._-]")
+	case c.Join != "" && !strings.HasPrefix(c.Join, "http://") && !strings.HasPrefix(c.Join, "https://"):
+		return api.Invalid("join", "an http:// or https:// URL of a node's API")
 	}
-	return c.validateProbeAddr()
+	if err := c.validateProbeAddr(); err != nil {
+		return err
+	}
+	if c.Bootstrap {
+		f := c.founding(api.NodeInfo{}, "")
+		if f.Federation == "" {
+			f.Federation = "-" // required for a new federation only: checkDir knows
+		}
+		if err := f.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// founding is what a new federation starts with.
+func (c *Config) founding(self api.NodeInfo, keyFingerprint string) server.Founding {
+	return server.Founding{
+		Federation: c.Federation, Founder: c.Member, Members: c.FoundingMembers,
+		Rules: c.Rules, Keys: c.FoundingKeys, Self: self, KeyFingerprint: keyFingerprint,
+	}
 }
 
 // Node is a federation node: a replicated ledger, the federation's state
@@ -196,6 +231,14 @@ func CreateMemberKey(dir, member string, passphrase []byte) (ed25519.PublicKey, 
 
 // Open starts a node: it opens the ledger, bootstraps or joins the
 // federation on first start, and serves the HTTP API. ctx bounds start-up.
+//
+// Before it writes anything, Open checks the configuration and what Dir
+// holds (see Config.Bootstrap, Config.Join and Config.KeyFile): a
+// refusal is a *api.ValidationError naming the field, a *DirError
+// (ErrLedgerExists) or a *KeyFileError (ErrNoKeyFile, ErrKeyMismatch),
+// and leaves Dir as it was. A node joining with an empty directory
+// checks its key file once the federation's genesis reaches it, after
+// it joined.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -207,37 +250,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	return n, nil
-}
-
-// loadKeys reads the federation's key file, or creates one for a new
-// federation.
-func (n *Node) loadKeys() error {
-	path := n.KeyFile()
-	k, err := pseudonym.ReadKeyFile(path, n.cfg.KeyPassphrase)
-	switch {
-	case err == nil:
-		n.keys = k
-		return nil
-	case !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("coapp: key file: %w", err)
-	case !n.cfg.Bootstrap || n.cfg.KeyFile != "":
-		return api.Invalid("keys", "the federation's key file is needed (%s not found): copy it from a node of the federation", path)
-	}
-	secret, err := pseudonym.NewSecret()
-	if err != nil {
-		return err
-	}
-	if n.keys, err = pseudonym.NewKeyring(1, secret); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(n.cfg.Dir, 0o700); err != nil {
-		return err
-	}
-	if err := pseudonym.WriteKeyFile(path, n.keys, n.cfg.KeyPassphrase); err != nil {
-		return err
-	}
-	n.logger.Info("created the federation's key file; copy it to every node that joins", "key_file", path)
-	return nil
 }
 
 func (n *Node) start(ctx context.Context) error {
@@ -253,7 +265,19 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := n.loadKeys(); err != nil {
+	lc := ledger.Config{
+		Dir:           cfg.Dir,
+		NodeID:        cfg.NodeID,
+		BindAddr:      cfg.RaftAddr,
+		AdvertiseAddr: cfg.RaftAdvertise,
+		Join:          !cfg.Bootstrap,
+		Logger:        n.logger,
+	}
+	if cfg.Ledger != nil {
+		cfg.Ledger(&lc)
+	}
+	plan, err := n.checkDir(ctx, lc)
+	if err != nil {
 		return err
 	}
 	n.peer = &http.Client{
@@ -280,23 +304,25 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 
-	lc := ledger.Config{
-		Dir:           cfg.Dir,
-		NodeID:        cfg.NodeID,
-		BindAddr:      cfg.RaftAddr,
-		AdvertiseAddr: cfg.RaftAdvertise,
-		Join:          !cfg.Bootstrap,
-		Logger:        n.logger,
-	}
-	if serverTLS != nil {
-		stream, err := newTLSStream(cfg.RaftAddr, cfg.RaftAdvertise, serverTLS, clientTLS)
+	if serverTLS != nil && lc.StreamLayer == nil {
+		stream, err := newTLSStream(lc.BindAddr, lc.AdvertiseAddr, serverTLS, clientTLS)
 		if err != nil {
 			return err
 		}
 		lc.StreamLayer = stream
+	} else if lc.StreamLayer == nil {
+		// The Raft address is bound after the ledger's files are made:
+		// try it first, so that a busy port writes nothing.
+		ln, err := net.Listen("tcp", lc.BindAddr)
+		if err != nil {
+			return fmt.Errorf("coapp: raft listener on %s: %w", lc.BindAddr, err)
+		}
+		_ = ln.Close()
 	}
-	if cfg.Ledger != nil {
-		cfg.Ledger(&lc)
+	if plan.newKeys {
+		if err := n.writeNewKeys(); err != nil {
+			return err
+		}
 	}
 	if n.ledger, err = ledger.Open(ctx, lc); err != nil {
 		return err
@@ -337,16 +363,25 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	joining := false
 	switch {
 	case cfg.Bootstrap:
 		err = n.bootstrap(ctx)
 	case len(st.Servers) == 0 && cfg.Join != "":
+		joining = true
 		err = n.join(ctx)
 	case len(st.Servers) == 0:
 		err = api.Invalid("join", "the node belongs to no federation: bootstrap one or join one")
 	}
 	if err != nil {
 		return err
+	}
+	// A node that joined with an empty directory, or whose state had
+	// not yet applied the genesis, checks its key file now.
+	if !plan.checked && !plan.newKeys && (joining || st.Size > 0) {
+		if err := n.checkJoinedKey(ctx); err != nil {
+			return err
+		}
 	}
 	// Serve tokens written before Open returns (the admin token, on a
 	// bootstrap) from the first request.
@@ -422,10 +457,11 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		}
 		return nil
 	}
-	token, err := n.svc.Bootstrap(ctx, server.Founding{
-		Federation: n.cfg.Federation, Founder: n.cfg.Member, Members: n.cfg.FoundingMembers,
-		Rules: n.cfg.Rules, Keys: n.cfg.FoundingKeys, Self: n.selfInfo(true),
-	})
+	fp, err := fingerprint(n.keys, n.keys.Current())
+	if err != nil {
+		return err
+	}
+	token, err := n.svc.Bootstrap(ctx, n.cfg.founding(n.selfInfo(true), fp))
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,12 @@ type Genesis struct {
 	// founded before batch signatures lack it, and keep accepting
 	// unsigned records.
 	SignedRecords bool `json:"signed_records,omitempty"`
+	// KeyFingerprint identifies the federation key file the founding
+	// node used (see coapp.KeyFingerprint): a node that reopens, joins or
+	// is restored checks its own key file against it. It reveals nothing
+	// of the secret. Federations founded before it lack it, and their
+	// key files cannot be checked.
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
 }
 
 // TokenOp creates or revokes an API token. Only the SHA-256 of the token's

@@ -24,6 +24,9 @@ type Founding struct {
 	Keys map[string]ed25519.PublicKey
 	// Self is this node's addresses.
 	Self api.NodeInfo
+	// KeyFingerprint identifies the federation's key file, for the
+	// genesis (format.Genesis.KeyFingerprint).
+	KeyFingerprint string
 }
 
 // Validate checks a founding before anything is written.
@@ -85,7 +88,7 @@ func (s *Service) Bootstrap(ctx context.Context, f Founding) (string, error) {
 	}
 	now := time.Now().UTC()
 	entries := []ledger.Entry{
-		SystemEntry(format.KindGenesis, f.Founder, now, format.Genesis{Federation: f.Federation, Founder: f.Founder, Members: f.Members, Rules: &rules, MemberKeys: memberKeys, SignedRecords: true}),
+		SystemEntry(format.KindGenesis, f.Founder, now, format.Genesis{Federation: f.Federation, Founder: f.Founder, Members: f.Members, Rules: &rules, MemberKeys: memberKeys, SignedRecords: true, KeyFingerprint: f.KeyFingerprint}),
 		SystemEntry(format.KindNode, f.Founder, now, f.Self),
 		SystemEntry(format.KindToken, f.Founder, now, op),
 	}
