@@ -260,9 +260,9 @@ func TestCommandLine(t *testing.T) {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
 	newDir := filepath.Join(t.TempDir(), "restored")
-	out, err = runCLI(t, "restore", "--dir", newDir, backup)
-	if err != nil || !strings.Contains(out, fmt.Sprintf("restored %d entries, root %s", info.Size, info.Root)) {
-		t.Fatalf("restore: %v\n%s\nwant the node's root %s", err, out, info.Root)
+	out, err = runCLI(t, "restore", "--dir", newDir, "--keys", filepath.Join(node.dir, "keys.json"), backup)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("restored %d entries, root %s", info.Size, info.Root)) || !strings.Contains(out, "matches the fingerprint the backup records") {
+		t.Fatalf("restore: %v\n%s\nwant the node's root %s, and the key file checked", err, out, info.Root)
 	}
 
 	// A member's key made for a node's directory, for --founding-members.

@@ -9,15 +9,16 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"coapp.coop/coapp"
 	"coapp.coop/coapp/api"
 	"coapp.coop/coapp/client"
-	"coapp.coop/ledger"
 )
 
 // clientFlags are the flags of every command that talks to a node.
@@ -392,21 +393,58 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f := newFlags("restore", stderr)
 	dir := f.string("dir", "", "new node's data directory (must not hold a ledger)")
+	keys := f.string("keys", "", "the federation's key file, checked against the fingerprint the backup records and copied to <dir>/keys.json (required)")
+	keysPass := f.string("keys-passphrase-file", "", "file holding the passphrase that seals the key file")
+	members := f.string("members", "", "a copy of a node's members/ directory: member signing keys, checked against the keys the backup's ledger registers and copied to <dir>/members/")
+	memberPass := f.string("member-keys-passphrase-file", "", "file holding the passphrase that seals the member signing keys")
 	if err := f.parse(args, 1); err != nil {
 		return err
 	}
 	if *dir == "" || f.NArg() != 1 {
-		return usageError{"restore --dir DIR BACKUP"}
+		return usageError{"restore --dir DIR --keys KEYFILE [--members DIR] BACKUP"}
+	}
+	if *keys == "" {
+		return usageError{"--keys is required: the federation's key file, which the restored ledger needs (restore checks it against the fingerprint the backup records; a new key would give every person other pseudonyms)"}
+	}
+	passphrase, err := readPassphrase(*keysPass)
+	if err != nil {
+		return err
+	}
+	memberPassphrase, err := readPassphrase(*memberPass)
+	if err != nil {
+		return err
 	}
 	file, err := os.Open(f.Arg(0))
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	size, root, err := ledger.RestoreBackup(ctx, *dir, file)
+	r, err := coapp.Restore(ctx, coapp.RestoreConfig{
+		Dir: *dir, KeyFile: *keys, KeyPassphrase: passphrase,
+		MembersDir: *members, MemberKeyPassphrase: memberPassphrase,
+	}, file)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "restored %d entries, root %s, into %s\nstart it with: coapp node --bootstrap --dir %s\n", size, root, *dir, *dir)
+	fmt.Fprintf(stdout, "restored %d entries, root %s, of federation %q into %s\n", r.Size, r.Root, r.Federation, *dir)
+	if r.KeyFingerprint != "" {
+		fmt.Fprintf(stdout, "key file: %s matches the fingerprint the backup records (%s); copied to %s\n", *keys, r.KeyFingerprint, filepath.Join(*dir, coapp.DefaultKeyFile))
+	} else {
+		fmt.Fprintf(stdout, "key file: NOT CHECKED: the backup's federation was founded before coapp recorded its key's fingerprint; make sure %s is the federation's key file (copied to %s)\n", *keys, filepath.Join(*dir, coapp.DefaultKeyFile))
+	}
+	if len(r.Members) > 0 {
+		fmt.Fprintf(stdout, "member signing keys: %s (each the key the ledger registers; copied to %s)\n", strings.Join(r.Members, ", "), filepath.Join(*dir, "members"))
+	}
+	if len(r.WithoutKey) > 0 {
+		fmt.Fprintf(stdout, "members without a signing key restored here: %s (they sign on no node until one holds their key file: restore --members, or copy it into a node's members/ directory)\n", strings.Join(r.WithoutKey, ", "))
+	}
+	start := "coapp node --bootstrap --dir " + *dir
+	if *keysPass != "" {
+		start += " --keys-passphrase-file " + *keysPass
+	}
+	if *memberPass != "" {
+		start += " --member-keys-passphrase-file " + *memberPass
+	}
+	fmt.Fprintf(stdout, "admin tokens: the federation's, as of the backup (such as the founder's admin.token); the restored node writes none\nstart it with: %s\n", start)
 	return nil
 }

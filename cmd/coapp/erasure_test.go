@@ -155,7 +155,7 @@ func TestErasureLeavesNothingBehind(t *testing.T) {
 	// A fourth node, restored from the backup taken before the erasure,
 	// joins the federation.
 	n3 := newProc(t, "n3", "--join", n0.url(), "--token", token, "--keys", keysFile)
-	out, err := exec.Command(coappBinary(t), "restore", "--dir", n3.dir, backupFile).CombinedOutput()
+	out, err := exec.Command(coappBinary(t), "restore", "--dir", n3.dir, "--keys", keysFile, backupFile).CombinedOutput()
 	if err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -206,20 +207,45 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Ledger:              tune,
 	})
 	if err != nil {
-		return err
+		return nodeOpenError(err)
 	}
 	fmt.Fprintf(stdout, "coapp node %s serving %s\n", n.ID(), n.URL())
 	if n.ProbeURL() != "" {
 		fmt.Fprintf(stdout, "probes and metrics: %s\n", n.ProbeURL())
 	}
 	if *bootstrap {
-		fmt.Fprintf(stdout, "admin token: %s\nkey file: %s (copy it to every node that joins)\n", filepath.Join(*dir, coapp.AdminTokenFile), n.KeyFile())
+		tokenFile := filepath.Join(*dir, coapp.AdminTokenFile)
+		if _, err := os.Stat(tokenFile); err == nil {
+			fmt.Fprintf(stdout, "admin token: %s\n", tokenFile)
+		} else {
+			// A federation reopened, or restored from a backup: its
+			// genesis was written elsewhere, with its token.
+			fmt.Fprintf(stdout, "admin token: none written here (the federation was founded before); use an admin token of the federation, such as the founder's admin.token from its first node\n")
+		}
+		fmt.Fprintf(stdout, "key file: %s (copy it to every node that joins, and keep a copy with your backups)\n", n.KeyFile())
 	}
 	<-ctx.Done()
 	logger.Info("shutting down")
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelClose()
 	return n.Close(closeCtx)
+}
+
+// nodeOpenError makes a refusal of the flags by coapp.Open, before it
+// wrote anything, a usage error: the flags cannot work with the data
+// directory.
+func nodeOpenError(err error) error {
+	flagOf := map[string]string{"federation": "--federation", "join": "--join", "bootstrap": "--bootstrap", "node_id": "--id", "member": "--member", "dir": "--dir"}
+	var ve *api.ValidationError
+	switch {
+	case errors.Is(err, coapp.ErrLedgerExists):
+		return usageError{strings.TrimPrefix(err.Error(), "coapp: ")}
+	case errors.As(err, &ve) && flagOf[ve.Field] != "":
+		return usageError{fmt.Sprintf("%s: %s", flagOf[ve.Field], ve.Reason)}
+	case errors.As(err, &ve) && (strings.HasPrefix(ve.Field, "founding_") || strings.HasPrefix(ve.Field, "rules.")):
+		return usageError{fmt.Sprintf("--founding-members or --committees: %s: %s", ve.Field, ve.Reason)}
+	}
+	return err
 }
 
 // checkHostPort refuses an address that is not HOST:PORT with a port
