@@ -71,4 +71,14 @@
 //     milliseconds.
 //   - Errors are api's sentinels (re-exported here): test them with
 //     errors.Is; a *ValidationError names the field at fault.
+//   - Open checks Config against what Dir holds before it writes
+//     anything: it never makes a key file for a directory that holds a
+//     ledger (ErrNoKeyFile), refuses a key file whose fingerprint is not
+//     the genesis's (ErrKeyMismatch), and Join from a directory where the
+//     node bootstrapped, or Bootstrap of another federation
+//     (ErrLedgerExists).
+//   - A backup (GET /v1/backup) holds the ledger only. Restore brings a
+//     federation back from it with the key file and the members' signing
+//     keys kept apart, checked against it; docs/operations.md says what
+//     to keep.
 package coapp
