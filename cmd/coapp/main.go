@@ -7,7 +7,7 @@
 //	coapp ledger
 //	coapp ledger verify
 //	coapp backup --out ledger.backup
-//	coapp restore --dir newdata ledger.backup
+//	coapp restore --dir newdata --keys saved/keys.json --members saved/members ledger.backup
 //	coapp bench --nodes 3 --clients 256 --batch 100
 //
 // Every flag can also be set through an environment variable named after
@@ -65,7 +65,7 @@ func commands() []command {
 		{"ledger", "show the ledger's size and root, prove, or verify it extends the head verified before: ledger [prove I | consistency A B | verify [--head FILE]]", runLedger},
 		{"cluster", "show or change the cluster: cluster [remove ID | promote ID]", runCluster},
 		{"backup", "stream a consistent backup from a running node to a file", runBackup},
-		{"restore", "seed a new node's directory from a backup", runRestore},
+		{"restore", "seed a new node's directory from a backup and the key files kept apart: restore --dir DIR --keys FILE [--members DIR] BACKUP", runRestore},
 		{"bench", "measure throughput and latency against the raw Raft floor", runBench},
 		{"version", "print the module version, Go version and VCS revision the binary was built from", runVersion},
 	}
