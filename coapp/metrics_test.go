@@ -405,3 +405,27 @@ func TestProbeAddrInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAfterClose: gathering a closed node's registry reports the
+// ledger's families as an error, never a panic, and still gathers the
+// rest.
+func TestMetricsAfterClose(t *testing.T) {
+	n, _ := bootstrapNode(t)
+	if err := n.Close(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := n.Registry().Gather()
+	if err == nil {
+		t.Error("gathering a closed node's metrics reported no error")
+	}
+	names := map[string]bool{}
+	for _, f := range fams {
+		names[f.GetName()] = true
+	}
+	if !names["go_goroutines"] || !names["coapp_build_info"] || !names["coapp_erasures_pending"] {
+		t.Errorf("a closed node gathers %v, want the runtime's, the build's and the erasures'", names)
+	}
+	if names["coapp_raft_state"] || names["coapp_badger_lsm_size_bytes"] {
+		t.Errorf("a closed node gathers its ledger's families: %v", names)
+	}
+}

@@ -17,4 +17,8 @@
 //     keeps them equal): extend them, never rename them.
 //   - A person's raw identifier travels only in request bodies, never in
 //     a URL, so that it is in no access log.
+//   - GET /metrics serves the registry in Config.Metrics (the node's own,
+//     never client_golang's process-wide default). Probes serves
+//     /healthz, /readyz and /metrics alone, for a listener without TLS:
+//     the caller decides who may reach it.
 package httpapi
